@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine:
+#   make run    set up the virtualenv and run the pipeline on the defaults (dvc repro)
+#   make test   set up the virtualenv and run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.installed
+
+# torch first and pinned on its own, so no other package can pull a different (CUDA) build.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+run: setup
+	dvc repro
+	dvc metrics show
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+
+bench: setup
+	$(PY) repro/bench_extract.py
+
+clean:
+	rm -rf build .dvc/tmp

@@ -1,0 +1,116 @@
+"""`python -m codemem <stage>`: one command per pipeline stage (dvc.yaml runs these).
+
+Each stage reads params.yaml from the current folder, writes its outputs atomically and prints a
+one-line summary. Errors in the user's input (params, sources) print what is wrong and how to fix
+it, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from codemem.progress import console
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=(
+        "codemem: memorization vs generalization in neural models of code (Rabin et al., IST 2022).\n\n"
+        "Pipeline stages, in order (run them all with `dvc repro`): fetch -> extract -> corrupt -> train -> evaluate. "
+        "Every stage reads params.yaml in the current folder."
+    ),
+)
+
+PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file to read.")
+
+
+class UserError(Exception):
+    """Raised for problems the user can fix; printed without a traceback."""
+
+
+def stage(fn):
+    """Load params, run the stage, turn known user errors into a clear message and exit code 2."""
+
+    def wrapper(params: Path = PARAMS):
+        from codemem.fetch import FetchError
+        from codemem.params import ParamsError, load
+
+        try:
+            result = fn(load(params))
+        except (ParamsError, FetchError, UserError, FileNotFoundError) as e:
+            console.print(f"[bold red]error[/] ({fn.__name__}): {e}")
+            raise typer.Exit(2) from None
+        if result is not None:
+            console.print_json(json.dumps(result, default=str))
+
+    # Not functools.wraps: typer would then read the inner signature instead of --params.
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+@app.command()
+@stage
+def fetch(p):
+    """Put the raw corpus of `dataset` into build/raw (corpus.zip + manifest.json)."""
+    from codemem import fetch as stage_module
+
+    return stage_module.run(p)
+
+
+@app.command()
+@stage
+def extract(p):
+    """Parse the corpus into samples: path-contexts (.c2v + compact arrays) and renamable variables."""
+    from codemem import extract as stage_module
+
+    return stage_module.run(p)
+
+
+@app.command()
+@stage
+def corrupt(p):
+    """Inject the study's label noise (share `noise`) into the training split; write the flips."""
+    from codemem import corrupt as stage_module
+
+    return stage_module.run(p)
+
+
+@app.command()
+@stage
+def train(p):
+    """Train `model`, measuring F1, Gini, score and CSR after every epoch (plots/epochs.csv)."""
+    from codemem import train as stage_module
+
+    history = stage_module.run(p)
+    return history[-1] if history else None
+
+
+@app.command()
+@stage
+def evaluate(p):
+    """Write metrics/metrics.json, plots/scores.csv and the run's PNG figures."""
+    from codemem import evaluate as stage_module
+
+    return stage_module.run(p)
+
+
+@app.command()
+def check(params: Path = PARAMS):
+    """Validate params.yaml and print the resolved settings."""
+    from dataclasses import asdict
+
+    from codemem.params import ParamsError, load
+
+    try:
+        p = load(params)
+    except ParamsError as e:
+        console.print(f"[bold red]error[/]: {e}")
+        raise typer.Exit(2) from None
+    console.print_json(json.dumps(asdict(p) | {"task": p.task, "model_config": asdict(p.model_config())}))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,210 @@
+"""extract (MethodName): from a corpus of .java files to Java-Top10-style samples.
+
+1. Scan every file for methods with a body (fast: no paths yet). Files that are too large, binary,
+   not UTF-8, or methods whose syntax tree has errors are skipped and counted in the report.
+2. Drop duplicate method bodies, keeping the first in file order: about a quarter of JDK methods
+   share a body with another, and a memorization study must not test on its training set.
+3. Keep the `top_names` most frequent names, at most `per_name` methods each (seeded sample),
+   like Java-Top10 (10 names x 1,000 methods).
+4. Split by package (seeded), so no package is in two splits.
+5. Extract path-contexts for the kept methods only, and for test methods each variable's
+   single-place renaming to `var<k>` (for the critical sample ratio).
+
+Outputs in build/samples: `{train,val,test}.c2v` in upstream code2vec's preprocessed format,
+`contexts.npz` (compact arrays, see codemem.io), `methods.jsonl` (one line per sample: split, file,
+line, name, label, variables) and `report.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import zipfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from codemem import io
+from codemem.extract.java import JavaExtractor, PathConfig, c2v_line
+from codemem.params import Params
+from codemem.progress import log, progress_bar
+
+_worker: dict = {}  # per-process state: the open corpus zip and the extractor
+
+
+def _init_worker(corpus: str, config: PathConfig) -> None:
+    _worker["zip"] = zipfile.ZipFile(corpus)
+    _worker["extractor"] = JavaExtractor(config)
+    _worker["max_bytes"] = config.max_file_bytes
+
+
+def _read(name: str) -> tuple[bytes | None, str]:
+    """The file's bytes, or None and why it is skipped."""
+    info = _worker["zip"].getinfo(name)
+    if info.file_size > _worker["max_bytes"]:
+        return None, "too_large"
+    data = _worker["zip"].read(name)
+    if b"\0" in data:
+        return None, "binary"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not_utf8"
+    return data, "ok"
+
+
+def _scan(name: str):
+    data, status = _read(name)
+    if data is None:
+        return name, status, []
+    methods = _worker["extractor"].methods(data)
+    return name, status, [(m.index, m.label, m.body_key, m.line, m.name, m.has_error) for m in methods]
+
+
+def _extract(job):
+    """Extract the chosen methods of one file; for test methods also their renaming variants."""
+    name, indices, with_variants, seed, max_contexts = job
+    data, _ = _read(name)
+    out = []
+    for s in _worker["extractor"].extract(data, key=name, seed=seed, only=indices):
+        contexts = s.c2v_contexts(max_contexts)
+        variants = []
+        if with_variants[s.index]:
+            fresh = s.fresh_name()
+            for var in s.variables:
+                renamed = s.renamed(var, fresh).c2v_contexts(max_contexts)
+                changed = [
+                    (k, side)
+                    for k, (a, b) in enumerate(zip(contexts, renamed))
+                    for side, (x, y) in enumerate(zip(_ends(a), _ends(b)))
+                    if x != y
+                ]
+                if changed:  # a variable whose occurrences were not sampled renames nothing the model sees
+                    new_token = _ends(renamed[changed[0][0]])[changed[0][1]]
+                    variants.append((var, fresh, new_token, changed))
+        out.append({"index": s.index, "name": s.name, "label": s.label, "line": s.line,
+                    "contexts": contexts, "variables": list(s.variables), "variants": variants})  # fmt: skip
+    return name, out
+
+
+def _ends(context: str) -> tuple[str, str]:
+    source, _, target = context.split(",")
+    return source, target
+
+
+def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) -> dict[str, int]:
+    """Assign whole packages to splits 0/1/2 in a seeded order, each where its first sample falls
+    on the cumulative share boundaries."""
+    order = list(packages)
+    rng.shuffle(order)
+    total = sum(sizes[p] for p in order)
+    bounds = np.cumsum(shares) * total
+    running, assignment = 0, {}
+    for p in order:
+        assignment[p] = int(min(np.searchsorted(bounds, running, side="right"), 2))
+        running += sizes[p]
+    return assignment
+
+
+def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")) -> dict:
+    x = params.extract
+    corpus = raw_dir / "corpus.zip"
+    if not corpus.exists():
+        raise FileNotFoundError(f"{corpus} is missing: run the fetch stage first (`dvc repro fetch`)")
+    config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
+                        max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
+    with zipfile.ZipFile(corpus) as z:
+        files = sorted(n for n in z.namelist() if n.endswith(".java"))
+    workers = x.workers or os.cpu_count() or 1
+    report: Counter = Counter(files=len(files))
+    rng = np.random.default_rng([params.seed, 0])  # stream 0: extraction
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(corpus), config)) as pool:
+        # 1-2: scan and deduplicate
+        candidates, seen = [], set()
+        scanned = pool.imap(_scan, files, chunksize=16)
+        for name, status, methods in progress_bar(scanned, "extract: scanning methods", total=len(files)):
+            report[f"files_{status}"] += 1
+            for index, label, body_key, line, method_name, has_error in methods:
+                report["methods"] += 1
+                if has_error:
+                    report["methods_with_syntax_errors"] += 1
+                elif not label:
+                    report["methods_without_name_subtokens"] += 1
+                elif body_key in seen:
+                    report["methods_duplicate_body"] += 1
+                else:
+                    seen.add(body_key)
+                    candidates.append((name, index, label))
+        # 3: the most frequent names, capped
+        counts = Counter(label for _, _, label in candidates)
+        top = [label for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: x.top_names]]
+        chosen = []
+        for label in top:
+            members = [c for c in candidates if c[2] == label]
+            if x.per_name and len(members) > x.per_name:
+                members = [members[i] for i in sorted(rng.choice(len(members), x.per_name, replace=False))]
+            chosen += members
+        # 4: split by package
+        package = lambda file: file.rsplit("/", 1)[0]  # noqa: E731
+        sizes = Counter(package(f) for f, _, _ in chosen)
+        split_of = split_by_package(sorted(sizes), sizes, x.split, rng)
+        by_file: dict[str, dict[int, bool]] = defaultdict(dict)
+        for f, index, _ in chosen:
+            by_file[f][index] = split_of[package(f)] == 2  # variants for test samples only
+        jobs = [(f, sorted(ix), ix, params.seed, x.max_contexts) for f, ix in sorted(by_file.items())]
+        # 5: path-contexts
+        extracted = list(progress_bar(pool.imap(_extract, jobs), "extract: path-contexts", total=len(jobs)))
+
+    samples = _assemble(extracted, split_of, package, x.max_contexts, out_dir)
+    report |= samples["counts"]
+    report["names"] = {label: counts[label] for label in top}
+    report_json = dict(sorted(report.items()))
+    with io.atomic_dir(out_dir) as tmp:
+        io.save_samples(tmp / "contexts.npz", samples["set"])
+        for split in io.SPLITS:
+            with open(tmp / f"{split}.c2v", "w") as f:
+                f.writelines(c2v_line(s["label"], s["contexts"], x.max_contexts) + "\n" for s in samples["by_split"][split])
+        with open(tmp / "methods.jsonl", "w") as f:
+            for split in io.SPLITS:
+                for s in samples["by_split"][split]:
+                    f.write(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
+                                        "label": s["label"], "variables": s["variables"]}) + "\n")  # fmt: skip
+        (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
+    log(f"extract: {report['methods']} methods in {len(files)} files -> {samples['counts']}")
+    return report_json
+
+
+def _assemble(extracted, split_of, package, max_contexts: int, out_dir: Path) -> dict:
+    """String tables and index arrays from the extracted samples (deterministic order)."""
+    tokens, paths, labels = {}, {}, {}
+    idx = lambda table, key: table.setdefault(key, len(table))  # noqa: E731
+    by_split = {s: [] for s in io.SPLITS}
+    for file, samples in extracted:
+        for s in samples:
+            by_split[io.SPLITS[split_of[package(file)]]].append(s | {"file": file})
+    contexts, split_labels, variants, counts = {}, {}, {}, {}
+    for split, samples in by_split.items():
+        arr = np.full((len(samples), max_contexts, 3), -1, dtype=np.int32)
+        owner, var_token, occ_var, occ_ctx, occ_side = [], [], [], [], []
+        for i, s in enumerate(samples):
+            for k, context in enumerate(s["contexts"]):
+                a, p, b = context.split(",")
+                arr[i, k] = (idx(tokens, a), idx(paths, p), idx(tokens, b))
+            for _, _, new_token, changed in s["variants"]:
+                v = len(owner)
+                owner.append(i)
+                var_token.append(idx(tokens, new_token))
+                for k, side in changed:
+                    occ_var.append(v), occ_ctx.append(k), occ_side.append(side)
+        contexts[split] = arr
+        split_labels[split] = np.array([idx(labels, s["label"]) for s in samples], dtype=np.int32)
+        as32 = lambda xs: np.array(xs, dtype=np.int32)  # noqa: E731
+        variants[split] = io.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
+        counts[f"samples_{split}"] = len(samples)
+        counts[f"variants_{split}"] = len(owner)
+    table = lambda t: np.array(list(t), dtype=str)  # noqa: E731
+    sample_set = io.SampleSet(table(tokens), table(paths), table(labels), contexts, split_labels, variants)
+    return {"set": sample_set, "by_split": by_split, "counts": counts}

@@ -1,0 +1,146 @@
+"""fetch: put the raw corpus of `dataset` into build/raw as one normalised zip, plus a manifest.
+
+For `jdk-top10` the corpus is a JDK's `src.zip`, found in this order: `fetch.source` when it is a
+path (a zip or a folder of .java files: a user's own corpus), `$JAVA_HOME/lib/src.zip`,
+`/usr/lib/jvm/*/lib/src.zip`, and finally Debian's `openjdk-17-source` package, which
+`apt-get download` + `dpkg-deb -x` unpack without touching the system. Generated code
+(`jdk.localedata`), `package-info.java` and `module-info.java` are left out. The output zip is
+written deterministically (sorted names, fixed timestamps), so the same sources give the same
+bytes and DVC skips everything downstream. The manifest records what was used: path, version,
+sha256.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from codemem import io
+from codemem.io import sha256_file
+from codemem.params import Params
+from codemem.progress import progress_bar
+
+EXCLUDED_PARTS = ("jdk.localedata/",)
+EXCLUDED_NAMES = ("package-info.java", "module-info.java")
+DEBIAN_PACKAGE = "openjdk-17-source"
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+def keep(name: str) -> bool:
+    """Whether a corpus member is source we extract from."""
+    return (
+        name.endswith(".java")
+        and not any(part in name for part in EXCLUDED_PARTS)
+        and not name.rsplit("/", 1)[-1] in EXCLUDED_NAMES
+    )
+
+
+def jdk_version(src_zip: Path) -> str:
+    """JAVA_VERSION from the `release` file of the JDK that holds src_zip, if any."""
+    for release in (src_zip.resolve().parent.parent / "release", src_zip.parent.parent / "release"):
+        if release.exists():
+            for line in release.read_text(errors="replace").splitlines():
+                if line.startswith("JAVA_VERSION="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    return "unknown"
+
+
+def local_jdk_sources() -> list[Path]:
+    candidates = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "lib" / "src.zip")
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/jvm/*/lib/src.zip"))]
+    return [p for p in candidates if p.is_file()]  # is_file follows links: dangling ones drop out
+
+
+def debian_jdk_sources(workdir: Path) -> tuple[Path, str]:
+    """Download and unpack Debian's openjdk-17-source into workdir (no root, no install)."""
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        raise FetchError(
+            "no JDK sources found: no src.zip under $JAVA_HOME/lib or /usr/lib/jvm/*/lib, and no apt-get "
+            "to fetch Debian's openjdk-17-source. Install a JDK with its sources (e.g. `apt-get install "
+            "openjdk-17-source`) or set `fetch.source` in params.yaml to a zip or folder of .java files."
+        )
+    result = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=workdir, capture_output=True, text=True)
+    debs = sorted(workdir.glob(f"{DEBIAN_PACKAGE}_*.deb"))
+    if result.returncode != 0 or not debs:
+        raise FetchError(
+            f"no local JDK sources, and `apt-get download {DEBIAN_PACKAGE}` failed:\n{result.stderr.strip()}\n"
+            "Run `apt-get update` (as root) and retry, install a JDK with src.zip, or set `fetch.source` "
+            "in params.yaml to a zip or folder of .java files."
+        )
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(workdir / "root")], check=True)
+    found = sorted((workdir / "root").glob("usr/lib/jvm/*/lib/src.zip"))
+    if not found:
+        raise FetchError(f"{debs[0].name} holds no usr/lib/jvm/*/lib/src.zip")
+    version = debs[0].name.split("_")[1]
+    return found[0], f"debian:{DEBIAN_PACKAGE}={version}"
+
+
+def _members(source: Path) -> tuple[list[tuple[str, object]], str]:
+    """(name, handle) pairs of the corpus and its kind; handle reads the bytes."""
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and keep(p.relative_to(source).as_posix()))
+        return [(p.relative_to(source).as_posix(), p) for p in files], "folder"
+    if zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as z:
+            names = sorted(n for n in z.namelist() if keep(n))
+        return [(n, n) for n in names], "zip"
+    raise FetchError(f"fetch.source {source} is neither a folder nor a zip file of .java sources")
+
+
+def write_corpus(source: Path, out_zip: Path) -> dict:
+    """Copy the kept .java files of `source` into a deterministic zip; return counts."""
+    members, kind = _members(source)
+    if not members:
+        raise FetchError(f"{source} holds no .java files to extract from")
+    total = 0
+    src_zip = zipfile.ZipFile(source) if kind == "zip" else None
+    try:
+        with zipfile.ZipFile(out_zip, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as out:
+            for name, handle in progress_bar(members, description="fetch: copying sources"):
+                data = src_zip.read(handle) if src_zip else Path(handle).read_bytes()
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                out.writestr(info, data, compresslevel=1)
+                total += len(data)
+    finally:
+        if src_zip:
+            src_zip.close()
+    return {"files": len(members), "bytes": total, "kind": kind}
+
+
+def run(params: Params, out_dir: Path = Path("build/raw")) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        if params.fetch.source != "auto":
+            source = Path(params.fetch.source).expanduser()
+            if not source.exists():
+                raise FetchError(f"fetch.source {source} does not exist: set it to a zip or folder of .java files, or to auto")
+            origin = "fetch.source"
+            version = jdk_version(source) if source.is_file() else "n/a"
+        elif local := local_jdk_sources():
+            source, origin, version = local[0], "local JDK", jdk_version(local[0])
+        else:
+            source, version = debian_jdk_sources(Path(scratch))
+            origin = "Debian package"
+        manifest = {
+            "dataset": params.dataset,
+            "origin": origin,
+            "source": str(source),
+            "version": version,
+            "source_sha256": sha256_file(source) if source.is_file() else None,
+        }
+        with io.atomic_dir(out_dir) as tmp:
+            manifest |= write_corpus(source, tmp / "corpus.zip")
+            manifest["corpus_sha256"] = sha256_file(tmp / "corpus.zip")
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

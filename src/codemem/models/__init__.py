@@ -1,0 +1,44 @@
+"""Model registry: one name per model, the task it solves, and where its code lives.
+
+Models are imported lazily so that `--help` and parameter validation stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str  # "methodname" | "varmisuse"
+    module: str  # codemem.models.<module>
+    class_name: str
+    config_name: str
+
+    @property
+    def config_class(self):
+        return getattr(importlib.import_module(f"codemem.models.{self.module}"), self.config_name)
+
+    @property
+    def model_class(self):
+        return getattr(importlib.import_module(f"codemem.models.{self.module}"), self.class_name)
+
+
+_REGISTRY = {
+    spec.name: spec
+    for spec in [
+        ModelSpec("code2vec", "methodname", "code2vec", "Code2Vec", "Code2VecConfig"),
+    ]
+}
+
+
+def names(task: str | None = None) -> list[str]:
+    return [n for n, s in _REGISTRY.items() if task is None or s.task == task]
+
+
+def get(name: str) -> ModelSpec:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]

@@ -1,0 +1,94 @@
+"""code2vec (Alon et al., POPL 2019) in PyTorch, with the original default configuration.
+
+A method is a bag of path-contexts (source terminal, AST path, target terminal). Each context is
+embedded as [E_tok[src]; E_path[path]; E_tok[tgt]] (3 x 128 = 384), dropped out (keep 0.75),
+combined by a bias-free dense layer with tanh, and the contexts are pooled by soft attention into a
+384-d code vector, whose dot products with the target embeddings are the name logits (no bias).
+Token and path vocabularies share index 0 for PAD and OOV; target index 0 is OOV. A context whose
+three indices are all 0 is masked out of the attention, as in the original reader.
+
+Trainable parameters: 128|tok| + 128|path| + 384|target| + 384*384 + 384 (the study's Table 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Code2VecConfig:
+    token_embedding_size: int = 128
+    path_embedding_size: int = 128
+    dropout_keep: float = 0.75  # DROPOUT_KEEP_RATE on the concatenated context
+    learning_rate: float = 1.0e-3  # Adam with TF's defaults (beta 0.9/0.999, eps 1e-7)
+    adam_epsilon: float = 1.0e-7
+    top_k: int = 10  # predictions scanned for the first possible name (F1)
+
+    @property
+    def code_vector_size(self) -> int:
+        return 2 * self.token_embedding_size + self.path_embedding_size
+
+
+def _fan_out_uniform_(weight: torch.Tensor, fan_out: int) -> None:
+    """The original's initialiser: variance scaling, factor 1.0, FAN_OUT, uniform."""
+    limit = math.sqrt(3.0 / fan_out)
+    nn.init.uniform_(weight, -limit, limit)
+
+
+class Code2Vec(nn.Module):
+    def __init__(self, n_tokens: int, n_paths: int, n_targets: int, config: Code2VecConfig = Code2VecConfig()):
+        super().__init__()
+        self.config = config
+        d = config.code_vector_size
+        self.token_embedding = nn.Embedding(n_tokens, config.token_embedding_size)
+        self.path_embedding = nn.Embedding(n_paths, config.path_embedding_size)
+        self.target_embedding = nn.Embedding(n_targets, d)
+        self.transform = nn.Parameter(torch.empty(d, d))  # TRANSFORM, no bias
+        self.attention = nn.Parameter(torch.empty(d, 1))  # ATTENTION vector
+        self.dropout = nn.Dropout(1.0 - config.dropout_keep)
+        for emb in (self.token_embedding, self.path_embedding, self.target_embedding):
+            _fan_out_uniform_(emb.weight, emb.weight.shape[-1])  # TF: fan_out = last dim
+        _fan_out_uniform_(self.transform, d)
+        _fan_out_uniform_(self.attention, 1)
+
+    def code_vectors(self, contexts: torch.Tensor) -> torch.Tensor:
+        """contexts: (B, C, 3) long [source token, path, target token] -> code vectors (B, 384)."""
+        source, path, target = contexts.unbind(-1)
+        mask = (source != 0) | (path != 0) | (target != 0)
+        context = torch.cat(
+            [self.token_embedding(source), self.path_embedding(path), self.token_embedding(target)], dim=-1
+        )
+        combined = torch.tanh(self.dropout(context) @ self.transform)  # (B, C, 384)
+        scores = (combined @ self.attention).squeeze(-1).masked_fill(~mask, float("-inf"))
+        # A method with no valid context would give NaNs; its weights become uniform zeros instead.
+        weights = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
+        return torch.einsum("bc,bcd->bd", weights, combined)
+
+    def forward(self, contexts: torch.Tensor) -> torch.Tensor:
+        """Name logits (B, n_targets)."""
+        return self.code_vectors(contexts) @ self.target_embedding.weight.T
+
+    def loss(self, contexts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-sample cross-entropy (B,)."""
+        return F.cross_entropy(self(contexts), labels, reduction="none")
+
+
+def make_optimizer(model: Code2Vec) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=model.config.learning_rate, eps=model.config.adam_epsilon)
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def expected_parameter_count(n_tokens: int, n_paths: int, n_targets: int, config: Code2VecConfig = Code2VecConfig()) -> int:
+    """The study's formula: 128|tok| + 128|path| + 384|target| + 384*384 + 384."""
+    d = config.code_vector_size
+    return (
+        config.token_embedding_size * n_tokens + config.path_embedding_size * n_paths + d * n_targets + d * d + d
+    )

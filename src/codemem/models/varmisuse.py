@@ -1,0 +1,192 @@
+"""Shared parts of the VarMisuse models of "Global Relational Models of Source Code"
+(Hellendoorn et al., ICLR 2020), re-implemented in PyTorch after VHellendoorn/ICLR20-Great.
+
+The original wraps every encoder in one `VarMisuseModel` (`running/meta_model.py`):
+  1. each token is the mean of its (at most 10) BPE sub-token embeddings,
+  2. sinusoidal positions are added (for every encoder that does not start with an RNN, i.e. also GGNN),
+  3. the encoder (Transformer, GREAT or GGNN; see the sibling modules) maps states to states,
+  4. one Dense(2) gives two pointers per token: bug location [..., 0] and repair [..., 1].
+The loss and accuracies follow the original's `get_loss`, but are returned per sample so that the
+study can log per-sample losses; `reduce_losses` and `batch_accuracies` give the original's batch means.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Edge relations as renumbered by ICLR20-Great's `data/data_loader.py`. An edge of relation r from token i
+# to token j becomes type 2r (i -> j) plus its reverse, type 2r + 1 (j -> i): 11 relations fill 22 of the
+# config's 24 type slots.
+EDGE_TYPES = {
+    "CFG_NEXT": 0,
+    "LAST_READ": 1,
+    "LAST_WRITE": 2,
+    "COMPUTED_FROM": 3,
+    "RETURNS_TO": 4,
+    "FORMAL_ARG_NAME": 5,
+    "FIELD": 6,
+    "SYNTAX": 7,
+    "NEXT_SYNTAX": 8,
+    "LAST_LEXICAL_USE": 9,
+    "CALLS": 10,
+}
+
+
+@dataclass(frozen=True)
+class VarMisuseConfig:
+    """ICLR20-Great `config.yml` base defaults (model `base`, `data` and `training` sections)."""
+
+    vocab_size: int = 14281  # 14,280 BPE sub-tokens + PAD (id 0), as in `data/vocabulary.py`
+    hidden: int = 512
+    dropout: float = 0.1
+    num_edge_types: int = 24
+    max_subtokens: int = 10  # `max_token_length`: sub-tokens kept per token
+    learning_rate: float = 1e-4  # Adam
+    clip_norm: float = 0.25  # global gradient-norm clipping
+    max_batch_tokens: int = 12500  # `max_batch_size`: padded tokens per batch
+    max_length: int = 512  # `max_sequence_length`: longer functions are skipped
+
+
+def directed_edges(edges: list) -> list[tuple[int, int, int]]:
+    """GREAT-format JSON edges `[from, to, type_id_or_x, type_name]` -> `(type_slot, from, to)` triples,
+    forward edges first, then their reverses, as `parse_edges` in the original's data loader.
+    Relations are looked up by name (with or without the `enum_` prefix); unknown names are dropped."""
+    forward = []
+    for src, dst, *rest in edges:
+        name = str(rest[-1]).removeprefix("enum_")
+        if name in EDGE_TYPES:
+            forward.append((2 * EDGE_TYPES[name], src, dst))
+    return forward + [(t + 1, dst, src) for t, src, dst in forward]
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """`models/util.py::positional_encoding`, reproduced exactly: angle pos / 10000^(2i/dim) for every
+    feature i (not 2*(i//2) as in Vaswani et al.), sine on even and cosine on odd features."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    i = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, 2 * i / dim)
+    table = torch.where(i.long() % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float()
+
+
+def glorot_(weight: torch.Tensor, fan_in: int, fan_out: int) -> torch.Tensor:
+    """Keras `glorot_uniform` with explicit fans: Keras computes fans from the original variable's shape
+    (e.g. (hidden, heads, head_dim) for attention), which differs from the PyTorch matrix shape."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        return weight.uniform_(-limit, limit)
+
+
+class VarMisuseModel(nn.Module):
+    """Embedding -> `encode` (implemented by the subclasses) -> Dense(2) location/repair logits."""
+
+    def __init__(self, config: VarMisuseConfig):
+        super().__init__()
+        self.config = config
+        # The original draws the shared embedding from N(0, hidden^-0.5); PAD (row 0) stays a trainable
+        # row but is masked out of every token mean, so it never receives a gradient.
+        self.embed = nn.Embedding(config.vocab_size, config.hidden)
+        nn.init.normal_(self.embed.weight, std=config.hidden**-0.5)
+        self.head = nn.Linear(config.hidden, 2)  # two pointers: bug location, repair
+        glorot_(self.head.weight, config.hidden, 2)
+        nn.init.zeros_(self.head.bias)
+        # 5,000 positions as in the original; a buffer, not a parameter (and not saved in checkpoints).
+        self.register_buffer("pos_enc", sinusoidal_positions(5000, config.hidden), persistent=False)
+
+    def encode(self, states: torch.Tensor, token_mask: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, subtokens: torch.Tensor, token_mask: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """subtokens (B, T, S<=max_subtokens) ids, 0 = PAD; token_mask (B, T) bool; edges (E, 4) rows
+        [batch_index, edge_type, from_pos, to_pos]. Returns logits (B, T, 2)."""
+        assert subtokens.size(-1) <= self.config.max_subtokens
+        emb = self.embed(subtokens) * (subtokens > 0).unsqueeze(-1)
+        # The original pads every token to exactly max_subtokens slots and takes reduce_mean over them,
+        # i.e. divides by 10 whatever the number of real sub-tokens; dividing by the config value keeps
+        # that even when a batch is padded to fewer slots.
+        states = emb.sum(dim=2) / self.config.max_subtokens
+        states = states + self.pos_enc[: states.size(1)]
+        states = self.encode(states, token_mask.bool(), edges.long())
+        return self.head(states)
+
+
+def _masked_pointers(logits: torch.Tensor, token_mask: torch.Tensor, repair_candidates_mask: torch.Tensor):
+    """Location logits over valid tokens; repair pointer probabilities over repair candidates only."""
+    neg = torch.finfo(logits.dtype).min  # the original adds float32.min; filling avoids -inf sums
+    loc_logits = logits[..., 0].masked_fill(~token_mask, neg)
+    rep_logits = logits[..., 1].masked_fill(~(token_mask & repair_candidates_mask), neg)
+    return loc_logits, rep_logits.softmax(dim=-1)
+
+
+def varmisuse_losses(
+    logits, token_mask, has_bug, error_location, repair_targets_mask, repair_candidates_mask
+):
+    """Per-sample (location loss, repair loss), both (B,), after the original's `get_loss`.
+
+    Location: cross-entropy of `error_location` (0 = no bug) among the valid tokens, for every sample.
+    Repair: -log(pointer mass on the repair targets + 1e-9), the pointer being a softmax over the repair
+    candidates only; 0 for clean samples (the original tells them apart by error_location == 0, which is
+    has_bug for well-formed data)."""
+    loc_logits, rep_probs = _masked_pointers(logits, token_mask.bool(), repair_candidates_mask.bool())
+    loc_loss = F.cross_entropy(loc_logits, error_location.long(), reduction="none")
+    target_mass = (rep_probs * repair_targets_mask).sum(dim=-1)
+    rep_loss = torch.where(has_bug.bool(), -torch.log(target_mass + 1e-9), torch.zeros_like(target_mass))
+    return loc_loss, rep_loss
+
+
+def reduce_losses(loc_loss: torch.Tensor, rep_loss: torch.Tensor, has_bug: torch.Tensor) -> torch.Tensor:
+    """The original's training objective: mean location loss over all samples + mean repair loss over
+    buggy samples (its 1e-9 guards a batch without bugs)."""
+    return loc_loss.mean() + rep_loss.sum() / (has_bug.float().sum() + 1e-9)
+
+
+@torch.no_grad()
+def varmisuse_predictions(
+    logits, token_mask, has_bug, error_location, repair_targets_mask, repair_candidates_mask
+) -> dict[str, torch.Tensor]:
+    """Per-sample outcomes, (B,) each, for all samples; average them as the original does:
+    'loc_correct', 'repair_correct', 'joint_correct' over buggy samples, 'no_bug_correct' over clean ones.
+
+    loc_correct:    argmax of the location pointer == error_location
+    no_bug_correct: the location pointer picks position 0, i.e. predicts "no bug"
+    repair_mass:    pointer mass on the repair targets (0 when there are none, e.g. clean samples)
+    repair_correct: repair_mass >= 0.5, the original's shortcut for "top guess is right"
+    joint_correct:  loc_correct and repair_correct
+    loc_prob:       softmax probability at the *predicted* location (the study's "predicted score")
+    `has_bug` is accepted for a uniform signature; the outcomes do not depend on it."""
+    loc_logits, rep_probs = _masked_pointers(logits, token_mask.bool(), repair_candidates_mask.bool())
+    loc_prob, loc_pred = loc_logits.softmax(dim=-1).max(dim=-1)
+    loc_correct = loc_pred == error_location
+    repair_mass = (rep_probs * repair_targets_mask).sum(dim=-1)
+    repair_correct = repair_mass >= 0.5
+    return {
+        "loc_correct": loc_correct,
+        "repair_correct": repair_correct,
+        "joint_correct": loc_correct & repair_correct,
+        "no_bug_correct": loc_pred == 0,
+        "loc_prob": loc_prob,
+        "repair_mass": repair_mass,
+    }
+
+
+def batch_accuracies(predictions: dict[str, torch.Tensor], has_bug: torch.Tensor) -> dict[str, float]:
+    """The original's four accuracies (NaN where the batch has no sample of the relevant kind)."""
+    buggy, clean = has_bug.bool(), ~has_bug.bool()
+
+    def mean_over(key, rows):
+        return predictions[key][rows].float().mean().item() if rows.any() else float("nan")
+
+    return {
+        "no_bug": mean_over("no_bug_correct", clean),
+        "localization": mean_over("loc_correct", buggy),
+        "repair": mean_over("repair_correct", buggy),
+        "joint": mean_over("joint_correct", buggy),
+    }
+
+
+def count_trainable(model: nn.Module) -> int:
+    """Number of trainable scalars, as the original prints at the start of training."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,192 @@
+"""A typed, validated view of params.yaml.
+
+`params.yaml` holds what a user changes, grouped by stage; every component owns its defaults in a
+dataclass, and this module fills those dataclasses from the file. A bad value is a `ParamsError`
+that says which key, what was wrong and what is allowed, never a traceback from deep inside a stage.
+
+DVC's `-S key=value` rewrites params.yaml as YAML 1.2, so we read it with a YAML 1.2 reader
+(ruamel.yaml): `1e-4` is a string in YAML 1.1 readers but a float here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from codemem import datasets, models
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml that cannot be used; the message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class FetchParams:
+    source: str = "auto"  # "auto" (local JDK, else Debian's openjdk-17-source) or a path: zip / folder
+
+
+@dataclass(frozen=True)
+class ExtractParams:
+    max_path_length: int = 8  # code2vec/code2seq JavaExtractor defaults
+    max_path_width: int = 2
+    max_contexts: int = 200  # contexts per sample fed to code2vec
+    max_contexts_stored: int = 1000  # kept per training sample for code2seq's resampling
+    top_names: int = 10  # Java-Top10: the 10 most frequent method names ...
+    per_name: int = 1000  # ... at most 1,000 samples each (0 = no cap)
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / val / test, by package
+    max_file_bytes: int = 2_000_000
+    workers: int = 0  # 0 = one per CPU core
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 10
+    batch_size: int = 128  # the study's batch size (upstream code2vec: 1024)
+    eval_batch_size: int = 256
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads, 0 = torch's default
+    csr: bool = True  # critical sample ratio every epoch (MethodName)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    figures: bool = True
+
+
+@dataclass(frozen=True)
+class Params:
+    dataset: str = "jdk-top10"
+    model: str = "code2vec"
+    noise: float = 0.0
+    seed: int = 0
+    fetch: FetchParams = field(default_factory=FetchParams)
+    extract: ExtractParams = field(default_factory=ExtractParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    model_sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return datasets.get(self.dataset).task
+
+    def model_config(self, name: str | None = None):
+        """The chosen model's config dataclass: its defaults, overridden by params.yaml's section."""
+        name = name or self.model
+        return _build(models.get(name).config_class, self.model_sections.get(name, {}), name)
+
+
+def _build(cls, values: dict[str, Any], where: str):
+    """Fill dataclass `cls` from a mapping, checking names and types."""
+    if not isinstance(values, dict):
+        raise ParamsError(f"params.yaml: `{where}` must be a mapping, got {values!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ParamsError(
+            f"params.yaml: unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
+            f"valid keys under `{where}`: {', '.join(known)}"
+        )
+    defaults = cls()
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(value, getattr(defaults, name), f"{where}.{name}")
+    return dataclasses.replace(defaults, **kwargs)
+
+
+def _coerce(value: Any, default: Any, key: str) -> Any:
+    """Accept a value of the default's type (ints for floats too); anything else is an error."""
+    expected = type(default)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        if value is not None and not isinstance(value, (dict, list)):
+            return str(value)
+    elif isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and len(value) == len(default):
+            return tuple(_coerce(v, d, f"{key}[{i}]") for i, (v, d) in enumerate(zip(value, default)))
+    raise ParamsError(
+        f"params.yaml: `{key}` = {value!r} should be {expected.__name__}"
+        + (f" of length {len(default)}" if isinstance(default, tuple) else "")
+        + f" (default {default!r})"
+    )
+
+
+def from_dict(raw: dict[str, Any]) -> Params:
+    raw = dict(raw or {})
+    top = {f.name for f in fields(Params)} - {"model_sections"}
+    sections = {n: raw.pop(n) for n in list(raw) if n in models.names()}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise ParamsError(
+            f"params.yaml: unknown top-level key(s) {', '.join(unknown)}; valid: "
+            f"{', '.join(sorted(top | set(models.names())))}"
+        )
+    p = Params()
+    scalars = {k: _coerce(raw[k], getattr(p, k), k) for k in ("dataset", "model", "noise", "seed") if k in raw}
+    groups = {
+        k: _build(type(getattr(p, k)), raw[k] or {}, k)
+        for k in ("fetch", "extract", "train", "evaluate")
+        if k in raw
+    }
+    params = dataclasses.replace(p, **scalars, **groups, model_sections=sections)
+    validate(params)
+    return params
+
+
+def validate(p: Params) -> None:
+    if p.dataset not in datasets.names():
+        raise ParamsError(f"params.yaml: dataset `{p.dataset}` is unknown; choose one of {', '.join(datasets.names())}")
+    if p.model not in models.names():
+        raise ParamsError(f"params.yaml: model `{p.model}` is unknown; choose one of {', '.join(models.names())}")
+    fitting = models.names(task=p.task)
+    if p.model not in fitting:
+        raise ParamsError(
+            f"params.yaml: model `{p.model}` does not fit dataset `{p.dataset}` (task {p.task}); "
+            f"models for {p.task}: {', '.join(fitting)}"
+        )
+    if not 0.0 <= p.noise <= 1.0:
+        raise ParamsError(f"params.yaml: noise = {p.noise} is outside [0, 1]; it is the share of training labels replaced")
+    checks = [
+        (p.train.epochs >= 1, "train.epochs must be >= 1"),
+        (p.train.batch_size >= 1, "train.batch_size must be >= 1"),
+        (p.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
+        (p.extract.max_contexts >= 1, "extract.max_contexts must be >= 1"),
+        (p.extract.max_contexts_stored >= p.extract.max_contexts,
+         "extract.max_contexts_stored must be >= extract.max_contexts"),
+        (p.extract.top_names >= 1, "extract.top_names must be >= 1"),
+        (p.extract.per_name >= 0, "extract.per_name must be >= 0 (0 = no cap)"),
+        (all(s >= 0 for s in p.extract.split) and abs(sum(p.extract.split) - 1.0) < 1e-6 and p.extract.split[2] > 0,
+         "extract.split must be three non-negative shares (train, val, test) summing to 1 with test > 0"),
+        (p.train.device == "auto" or p.train.device == "cpu" or p.train.device.startswith("cuda"),
+         "train.device must be auto, cpu, cuda or cuda:N"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ParamsError(f"params.yaml: {message}")
+    p.model_config()  # a bad model section fails here, before any stage starts
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run from the repository root (where dvc.yaml is)")
+    yaml = YAML(typ="safe")
+    try:
+        raw = yaml.load(path.read_text())
+    except Exception as e:  # ruamel raises several types; all mean the same to the user
+        raise ParamsError(f"{path} is not valid YAML: {e}") from e
+    return from_dict(raw or {})

@@ -1,0 +1,79 @@
+"""The study's metrics against hand-computed cases."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from codemem.metrics import OOV, critical_sample_ratio, first_possible_name, gini, subtoken_f1
+
+
+def gini_by_definition(values):
+    """G = sum_i sum_j |L_i - L_j| / (2 n sum_i L_i), the O(n^2) definition."""
+    n, total = len(values), sum(values)
+    return sum(abs(a - b) for a, b in itertools.product(values, values)) / (2 * n * total)
+
+
+def test_gini_hand_computed():
+    assert gini([1, 1, 1, 1]) == 0.0
+    # one of four holds everything: sum|.| = 2*3*4 = 24, 2*n*sum = 2*4*4 = 32 -> 0.75
+    assert gini([0, 0, 0, 4]) == pytest.approx(0.75)
+    # [1, 2, 3]: pairs |1-2|+|1-3|+|2-3| = 4, doubled 8; 2*3*6 = 36 -> 2/9
+    assert gini([3, 1, 2]) == pytest.approx(2 / 9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_gini_equals_quadratic_definition(seed):
+    values = np.random.default_rng(seed).exponential(size=57).tolist()
+    assert gini(values) == pytest.approx(gini_by_definition(values), rel=1e-12)
+
+
+def test_gini_edge_cases():
+    assert gini([]) == 0.0
+    assert gini([0.0, 0.0]) == 0.0
+    with pytest.raises(ValueError):
+        gini([-1.0, 2.0])
+
+
+def test_first_possible_name_skips_oov_and_impossible():
+    assert first_possible_name([OOV, "get|x1", "to|string", "equals"]) == "to|string"
+    assert first_possible_name([OOV]) is None
+
+
+def test_subtoken_f1_counts_duplicates_and_oov_truth():
+    # predicted "get|get|name" vs true "get|name": TP = 3 (both gets count), FP = 0, FN = 0
+    f = subtoken_f1(["get|name"], ["get|get|name"])
+    assert (f.true_positive, f.false_positive, f.false_negative) == (3, 0, 0)
+    # a true name out of the vocabulary still counts: predicted "get|value" vs true "compute|hash"
+    # and a missing prediction predicts nothing: all its true sub-tokens are false negatives.
+    f = subtoken_f1(["set|value", "compute|hash", "run"], ["get|value", "get|value", None])
+    # sample 1: TP value, FP get, FN set; sample 2: FP get, value, FN compute, hash; sample 3: FN run
+    assert (f.true_positive, f.false_positive, f.false_negative) == (1, 3, 4)
+    assert f.precision == pytest.approx(1 / 4)
+    assert f.recall == pytest.approx(1 / 5)
+    assert f.f1 == pytest.approx(2 * (1 / 4) * (1 / 5) / (1 / 4 + 1 / 5))
+
+
+def test_subtoken_f1_zero_when_nothing_right():
+    f = subtoken_f1(["a|b"], ["c"])
+    assert f.f1 == 0.0 and f.precision == 0.0 and f.recall == 0.0
+
+
+def test_critical_sample_ratio_with_a_controlled_model():
+    # A "model" that predicts the name from whether the variable is called `x`:
+    # renaming x changes its prediction, renaming anything else does not.
+    def model(variables):
+        return "uses|x" if "x" in variables else "other"
+
+    methods = [["x", "y"], ["a"], ["b", "c"], []]  # the last has nothing to rename
+    original = [model(v) for v in methods]
+    variants, owner = [], []
+    for i, variables in enumerate(methods):
+        for v in variables:
+            renamed = [("var1" if w == v else w) for w in variables]
+            variants.append(model(renamed))
+            owner.append(i)
+    csr, critical, transformable = critical_sample_ratio(original, variants, owner, len(methods))
+    assert (critical, transformable) == (1, 3)
+    assert csr == pytest.approx(1 / 3)
+    assert critical_sample_ratio(["a"], [], [], 1) == (0.0, 0, 0)

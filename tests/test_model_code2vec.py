@@ -1,0 +1,53 @@
+"""code2vec: parameter parity with the study's formula, masking, learning."""
+
+import torch
+
+from codemem.models.code2vec import Code2Vec, Code2VecConfig, count_trainable, expected_parameter_count
+
+
+def test_parameter_count_matches_formula():
+    for sizes in [(1000, 500, 11), (52_345, 31_337, 261)]:
+        model = Code2Vec(*sizes)
+        assert count_trainable(model) == expected_parameter_count(*sizes)
+    # The study's Table 1 formula at its own scale: 128|tok| + 128|path| + 384|target| + 384*384 + 384.
+    assert expected_parameter_count(1, 1, 1) == 128 + 128 + 384 + 384 * 384 + 384
+
+
+def test_original_parameter_shapes():
+    model = Code2Vec(100, 50, 7)
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    # The original's variables: WORDS_VOCAB, PATHS_VOCAB, TARGET_WORDS_VOCAB, TRANSFORM, ATTENTION.
+    assert shapes == {
+        "token_embedding.weight": (100, 128),
+        "path_embedding.weight": (50, 128),
+        "target_embedding.weight": (7, 384),
+        "transform": (384, 384),
+        "attention": (384, 1),
+    }
+
+
+def test_padding_contexts_do_not_matter():
+    torch.manual_seed(0)
+    model = Code2Vec(20, 20, 5).eval()
+    contexts = torch.randint(1, 20, (2, 6, 3))
+    contexts[:, 4:] = 0
+    other = contexts.clone()
+    other[:, 4:, 1] = 0  # still fully padded
+    assert torch.allclose(model(contexts), model(other))
+    empty = torch.zeros(1, 6, 3, dtype=torch.long)
+    assert torch.isfinite(model(empty)).all()
+
+
+def test_learns_a_tiny_task():
+    torch.manual_seed(0)
+    model = Code2Vec(30, 30, 4, Code2VecConfig(dropout_keep=1.0))
+    contexts = torch.randint(1, 30, (16, 8, 3))
+    labels = torch.randint(1, 4, (16,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = model.loss(contexts, labels).mean().item()
+    for _ in range(60):
+        loss = model.loss(contexts, labels).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first * 0.2

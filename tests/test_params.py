@@ -1,0 +1,36 @@
+"""params.yaml: defaults, YAML 1.2 floats, clear errors."""
+
+import pytest
+
+from codemem.params import ParamsError, from_dict, load
+
+
+def test_repository_params_load():
+    p = load("params.yaml")
+    assert p.task == "methodname" and p.model_config().dropout_keep == 0.75
+
+
+def test_yaml12_float_and_override(tmp_path):
+    f = tmp_path / "params.yaml"
+    f.write_text("noise: 0.75\ncode2vec:\n  learning_rate: 1e-4\ntrain: {epochs: 3}\n")
+    p = load(f)
+    assert p.noise == 0.75 and p.model_config().learning_rate == 1e-4 and p.train.epochs == 3
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"noise": 1.5}, "outside [0, 1]"),
+        ({"noise": -0.1}, "outside [0, 1]"),
+        ({"model": "bert"}, "choose one of"),
+        ({"dataset": "nope"}, "choose one of"),
+        ({"train": {"epochz": 3}}, "valid keys under `train`"),
+        ({"train": {"epochs": "many"}}, "train.epochs"),
+        ({"extract": {"split": [0.5, 0.5]}}, "extract.split"),
+        ({"code2vec": {"dropout": 0.1}}, "code2vec.dropout"),
+        ({"whatever": 1}, "unknown top-level"),
+    ],
+)
+def test_bad_values_say_what_and_where(raw, message):
+    with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        from_dict(raw)
