@@ -29,7 +29,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests
 
 bench: setup
-	$(PY) repro/bench_extract.py
+	$(PY) repro/bench.py
 
 clean:
 	rm -rf build .dvc/tmp

@@ -70,7 +70,9 @@ def debian_jdk_sources(workdir: Path) -> tuple[Path, str]:
             "to fetch Debian's openjdk-17-source. Install a JDK with its sources (e.g. `apt-get install "
             "openjdk-17-source`) or set `fetch.source` in params.yaml to a zip or folder of .java files."
         )
-    result = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=workdir, capture_output=True, text=True)
+    result = subprocess.run(
+        ["apt-get", "download", DEBIAN_PACKAGE], cwd=workdir, capture_output=True, text=True, check=False
+    )
     debs = sorted(workdir.glob(f"{DEBIAN_PACKAGE}_*.deb"))
     if result.returncode != 0 or not debs:
         raise FetchError(

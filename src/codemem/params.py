@@ -45,7 +45,7 @@ class ExtractParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 128  # the study's batch size (upstream code2vec: 1024)
     eval_batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -115,9 +115,8 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
             return value
         if value is not None and not isinstance(value, (dict, list)):
             return str(value)
-    elif isinstance(default, tuple):
-        if isinstance(value, (list, tuple)) and len(value) == len(default):
-            return tuple(_coerce(v, d, f"{key}[{i}]") for i, (v, d) in enumerate(zip(value, default)))
+    elif isinstance(default, tuple) and isinstance(value, (list, tuple)) and len(value) == len(default):
+        return tuple(_coerce(v, d, f"{key}[{i}]") for i, (v, d) in enumerate(zip(value, default)))
     raise ParamsError(
         f"params.yaml: `{key}` = {value!r} should be {expected.__name__}"
         + (f" of length {len(default)}" if isinstance(default, tuple) else "")

@@ -129,7 +129,7 @@ def predict(model, contexts: torch.Tensor, labels: torch.Tensor | None, device, 
         if labels is not None:
             y = labels[start : start + batch_size].to(device)
             losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="none").cpu())
-    cat = lambda xs: torch.cat(xs).numpy() if xs else np.zeros(0)  # noqa: E731
+    cat = lambda xs: torch.cat(xs).numpy() if xs else np.zeros(0)
     return cat(losses), cat(scores), cat(tops)
 
 
@@ -182,7 +182,7 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
         bs, k = params.train.eval_batch_size, config.top_k
         train_loss, train_score, train_pred = predict(model, data.train_contexts, data.train_labels, device, bs, k)
         _, test_score, test_pred = predict(model, data.test_contexts, None, device, bs, k)
-        name = lambda ids: [data.target_names[i] if i else None for i in ids]  # noqa: E731
+        name = lambda ids: [data.target_names[i] if i else None for i in ids]
         train_f1 = metrics.subtoken_f1(data.train_names, name(train_pred))
         test_f1 = metrics.subtoken_f1(data.test_names, name(test_pred))
         csr = (float("nan"), 0, 0)

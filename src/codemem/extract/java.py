@@ -98,10 +98,12 @@ def _path_hash(nodes: tuple[str, ...], up: int) -> int:
     return java_string_hash(s)
 
 
+@lru_cache(maxsize=1 << 16)  # leaf texts repeat across methods
 def _c2v_token(text: str) -> str:
     return METHOD_NAME if text == METHOD_NAME else normalize_terminal(text)
 
 
+@lru_cache(maxsize=1 << 16)
 def _c2s_token(text: str) -> str:
     """code2seq Property.SplitName: `|`-joined sub-tokens, else the normalized name."""
     if text == METHOD_NAME:
@@ -109,6 +111,7 @@ def _c2s_token(text: str) -> str:
     return "|".join(split_subtokens(text)[:MAX_C2S_SUBTOKENS]) or normalize_terminal(text)
 
 
+@lru_cache(maxsize=1 << 12)
 def _c2s_node(label: str) -> str:
     # `|` separates path nodes in .c2s, so spell it out inside operator labels (`||` -> `barbar`)
     return label.replace("|", "bar")
@@ -322,7 +325,7 @@ class JavaExtractor:
     def _pairs(self, t: _Tree) -> list[int]:
         """All leaf pairs (i<j) with length <= max_len and width <= max_width, ordered by (i, j).
 
-        Encoded as (i*L + j)*16 + up. Rather than testing all L^2 pairs (one JDK method has 377k valid
+        Encoded as one int, see `_decode`. Rather than testing all L^2 pairs (one JDK method has 377k valid
         ones out of far more), each leaf walks up its ancestors A and only visits leaves under the
         next max_width siblings of its branch that lie shallow enough below A.
         """
@@ -339,11 +342,16 @@ class JavaExtractor:
             anc, up = t.parent[child], 1
             while anc >= 0 and up < max_len:  # at least one edge must go down
                 budget, ci = max_len - up - 1, t.child_idx[child]
-                base = i * n_leaves * 16 + up
+                base, stride = i * n_leaves * (max_len + 1) + up, max_len + 1
                 for sib in t.kids[anc][ci + 1 : ci + 1 + max_width]:
-                    pairs.extend([base + 16 * j for j, d in near[sib] if d <= budget])
+                    pairs.extend([base + stride * j for j, d in near[sib] if d <= budget])
                 child, anc, up = anc, t.parent[anc], up + 1
         return pairs
+
+    def _decode(self, pair: int, n_leaves: int) -> tuple[int, int, int]:
+        """(i, j, up) from `_pairs`' encoding (i*L + j)*(max_len+1) + up."""
+        q, up = divmod(pair, self.config.max_path_length + 1)
+        return (*divmod(q, n_leaves), up)
 
     def _sample(self, method: Node, src: bytes, index: int, rng: random.Random) -> MethodSample:
         t = _Tree(method, src)
@@ -357,9 +365,10 @@ class JavaExtractor:
                 chain.append(t.labels[v])
                 v = t.parent[v]
             chains.append(tuple(chain))
-        n_leaves, contexts = len(t.leaves), []
+        n_leaves, stride, contexts = len(t.leaves), self.config.max_path_length + 1, []
         for p in pairs[: self.config.max_contexts]:
-            up, (i, j) = p & 15, divmod(p >> 4, n_leaves)
+            q, up = divmod(p, stride)  # inlined `_decode`: this loop runs millions of times per corpus
+            i, j = divmod(q, n_leaves)
             down = t.depth[t.leaf_nodes[j]] - t.depth[t.leaf_nodes[i]] + up
             contexts.append(PathContext(i, chains[i][: up + 1] + chains[j][down - 1 :: -1], up, j))
         name = _method_name(method)

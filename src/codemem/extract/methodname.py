@@ -148,7 +148,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
                 members = [members[i] for i in sorted(rng.choice(len(members), x.per_name, replace=False))]
             chosen += members
         # 4: split by package
-        package = lambda file: file.rsplit("/", 1)[0]  # noqa: E731
+        package = lambda file: file.rsplit("/", 1)[0]
         sizes = Counter(package(f) for f, _, _ in chosen)
         split_of = split_by_package(sorted(sizes), sizes, x.split, rng)
         by_file: dict[str, dict[int, bool]] = defaultdict(dict)
@@ -169,9 +169,8 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
                 f.writelines(c2v_line(s["label"], s["contexts"], x.max_contexts) + "\n" for s in samples["by_split"][split])
         with open(tmp / "methods.jsonl", "w") as f:
             for split in io.SPLITS:
-                for s in samples["by_split"][split]:
-                    f.write(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
-                                        "label": s["label"], "variables": s["variables"]}) + "\n")  # fmt: skip
+                f.writelines(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
+                                        "label": s["label"], "variables": s["variables"]}) + "\n" for s in samples["by_split"][split])  # fmt: skip
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
     log(f"extract: {report['methods']} methods in {len(files)} files -> {samples['counts']}")
     return report_json
@@ -180,7 +179,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
 def _assemble(extracted, split_of, package, max_contexts: int, out_dir: Path) -> dict:
     """String tables and index arrays from the extracted samples (deterministic order)."""
     tokens, paths, labels = {}, {}, {}
-    idx = lambda table, key: table.setdefault(key, len(table))  # noqa: E731
+    idx = lambda table, key: table.setdefault(key, len(table))
     by_split = {s: [] for s in io.SPLITS}
     for file, samples in extracted:
         for s in samples:
@@ -201,10 +200,10 @@ def _assemble(extracted, split_of, package, max_contexts: int, out_dir: Path) ->
                     occ_var.append(v), occ_ctx.append(k), occ_side.append(side)
         contexts[split] = arr
         split_labels[split] = np.array([idx(labels, s["label"]) for s in samples], dtype=np.int32)
-        as32 = lambda xs: np.array(xs, dtype=np.int32)  # noqa: E731
+        as32 = lambda xs: np.array(xs, dtype=np.int32)
         variants[split] = io.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
         counts[f"samples_{split}"] = len(samples)
         counts[f"variants_{split}"] = len(owner)
-    table = lambda t: np.array(list(t), dtype=str)  # noqa: E731
+    table = lambda t: np.array(list(t), dtype=str)
     sample_set = io.SampleSet(table(tokens), table(paths), table(labels), contexts, split_labels, variants)
     return {"set": sample_set, "by_split": by_split, "counts": counts}

@@ -60,14 +60,21 @@ class Code2Vec(nn.Module):
         """contexts: (B, C, 3) long [source token, path, target token] -> code vectors (B, 384)."""
         source, path, target = contexts.unbind(-1)
         mask = (source != 0) | (path != 0) | (target != 0)
+        # Only valid contexts are embedded and transformed: half of a batch is padding on average
+        # and the 384x384 transform dominates the cost. Padding gets zero attention either way,
+        # so this is the same function as transforming the full (B, C) grid.
+        batch_index, _ = mask.nonzero(as_tuple=True)
         context = torch.cat(
-            [self.token_embedding(source), self.path_embedding(path), self.token_embedding(target)], dim=-1
+            [self.token_embedding(source[mask]), self.path_embedding(path[mask]), self.token_embedding(target[mask])],
+            dim=-1,
         )
-        combined = torch.tanh(self.dropout(context) @ self.transform)  # (B, C, 384)
-        scores = (combined @ self.attention).squeeze(-1).masked_fill(~mask, float("-inf"))
-        # A method with no valid context would give NaNs; its weights become uniform zeros instead.
+        combined = torch.tanh(self.dropout(context) @ self.transform)  # (valid contexts, 384)
+        scores = torch.full(mask.shape, float("-inf"), dtype=combined.dtype, device=combined.device)
+        scores[mask] = (combined @ self.attention).squeeze(-1)
+        # A method with no valid context would give NaNs; its weights become zeros instead.
         weights = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
-        return torch.einsum("bc,bcd->bd", weights, combined)
+        vectors = torch.zeros(mask.shape[0], combined.shape[-1], dtype=combined.dtype, device=combined.device)
+        return vectors.index_add_(0, batch_index, weights[mask].unsqueeze(-1) * combined)
 
     def forward(self, contexts: torch.Tensor) -> torch.Tensor:
         """Name logits (B, n_targets)."""

@@ -1,0 +1,323 @@
+"""code2seq (Alon et al., ICLR 2019) for MethodName in PyTorch, with the original default configuration.
+
+Follows tech-srl/code2seq (`config.py`, `model.py`, `reader.py`, `common.py`). A method is a bag of
+path-contexts. Each context is [sum of the source terminal's sub-token embeddings (128); the final
+states of a BiLSTM (2 x 128) over the path's node embeddings; sum of the target terminal's sub-tokens
+(128)] -> dropout (keep 0.75) -> bias-free dense to 320 with tanh. A one-layer LSTM decoder (320),
+started from the mean of the valid contexts (h = c = mean), attends over the contexts (Luong, as
+`tf.contrib.seq2seq.AttentionWrapper(LuongAttention)`), feeds its attention output back into the next
+step's input ([target embedding 128; attention 320]) and projects the (dropped-out) attention output
+to the target sub-tokens without bias. Teacher forcing in training, greedy decoding at inference.
+
+Trainable parameters (TF graph): 128 (|sub-tokens| + |nodes| + |targets|) + 320 |targets| + 1,718,528.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+# Special tokens as in the original: sub-token and node vocabularies start [<PAD>, <UNK>], the target
+# vocabulary [<PAD>, <UNK>, <S>] (model.py, Common.load_vocab_from_dict). common.py defines `</S>` but
+# never adds it to a vocabulary: reader.py appends index 0 to every target and both decoders stop at
+# end_token 0, so <PAD> (id 0) doubles as the end-of-sequence token.
+PAD, UNK, SOS = "<PAD>", "<UNK>", "<S>"
+SUBTOKEN_SPECIALS = NODE_SPECIALS = (PAD, UNK)
+TARGET_SPECIALS = (PAD, UNK, SOS)
+PAD_ID, UNK_ID, SOS_ID = 0, 1, 2
+EOS_ID = PAD_ID
+TF_FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell adds this constant to the forget gate pre-activation
+
+
+@dataclass(frozen=True)
+class Code2SeqConfig:
+    """`Config.get_default_config` of the original (config.py), lower-cased."""
+
+    embedding_size: int = 128  # EMBEDDINGS_SIZE: sub-tokens, nodes and target sub-tokens
+    rnn_size: int = 256  # RNN_SIZE = 128 * 2 with BIRNN: two path LSTMs of 128
+    decoder_size: int = 320  # DECODER_SIZE, NUM_DECODER_LAYERS = 1
+    max_path_nodes: int = 9  # MAX_PATH_LENGTH = 8 + 1
+    max_name_parts: int = 5  # MAX_NAME_PARTS (sub-tokens per terminal)
+    max_target_parts: int = 6  # MAX_TARGET_PARTS; the decoder runs MAX_TARGET_PARTS + 1 steps
+    max_contexts: int = 200  # MAX_CONTEXTS (sampled per step from up to 1000 stored)
+    embeddings_dropout_keep: float = 0.75  # EMBEDDINGS_DROPOUT_KEEP_PROB
+    rnn_dropout_keep: float = 0.5  # RNN_DROPOUT_KEEP_PROB
+    learning_rate: float = 0.01  # USE_MOMENTUM: MomentumOptimizer(exponential_decay(0.01, ...), 0.95)
+    momentum: float = 0.95
+    nesterov: bool = True
+    lr_decay_per_epoch: float = 0.95  # staircase decay every num_training_examples samples
+    subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK); for the vocab builder
+    target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes are uncapped
+    # The original passes no memory_sequence_length to LuongAttention, so padded contexts (exact zero
+    # vectors there and here) score 0 and take softmax mass while adding nothing. True (default, as the
+    # project asked) gives them zero attention instead; False reproduces the original.
+    mask_padded_contexts: bool = True
+
+
+def _glorot_(*weights: torch.Tensor, fan_in: int, fan_out: int) -> None:
+    """TF's default initialiser (glorot uniform) for a kernel of shape [fan_in, fan_out]."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    for w in weights:
+        nn.init.uniform_(w, -limit, limit)
+
+
+def target_step_mask(target: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: the target's sub-tokens and its first EOS (the original's target_lengths + 1)."""
+    steps = target.shape[1]
+    is_end = target == EOS_ID
+    first_end = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full_like(target[:, 0], steps - 1))
+    return torch.arange(steps, device=target.device) <= first_end.unsqueeze(1)
+
+
+class Code2Seq(nn.Module):
+    def __init__(
+        self,
+        subtoken_vocab_size: int,
+        node_vocab_size: int,
+        target_vocab_size: int,
+        config: Code2SeqConfig = Code2SeqConfig(),
+    ):
+        super().__init__()
+        self.config = c = config
+        emb, half, dec = c.embedding_size, c.rnn_size // 2, c.decoder_size
+        self.subtoken_embedding = nn.Embedding(subtoken_vocab_size, emb)  # model/SUBTOKENS_VOCAB
+        self.node_embedding = nn.Embedding(node_vocab_size, emb)  # model/NODES_VOCAB
+        self.target_embedding = nn.Embedding(target_vocab_size, emb)  # model/TARGET_WORDS_VOCAB
+        self.path_lstm = nn.LSTM(emb, half, batch_first=True, bidirectional=True)
+        self.context_dropout = nn.Dropout(1.0 - c.embeddings_dropout_keep)
+        self.context_dense = nn.Linear(2 * emb + c.rnn_size, dec, bias=False)  # model/dense
+        self.decoder_cell = nn.LSTMCell(emb + dec, dec)
+        self.memory_layer = nn.Linear(dec, dec, bias=False)  # LuongAttention keys
+        self.attention_layer = nn.Linear(2 * dec, dec, bias=False)  # AttentionWrapper output, no tanh
+        self.output_dropout = nn.Dropout(1.0 - c.rnn_dropout_keep)
+        self.projection = nn.Linear(dec, target_vocab_size, bias=False)  # model/decoder/dense
+        self._init_like_tf()
+
+    def lstm_weights(self):
+        """(TF scope, module, parameter-name suffix) of each LSTM, in the original's variable order."""
+        cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
+        return [
+            ("model/bidirectional_rnn/fw/lstm_cell", self.path_lstm, "_l0"),
+            ("model/bidirectional_rnn/bw/lstm_cell", self.path_lstm, "_l0_reverse"),
+            (cell, self.decoder_cell, ""),
+        ]
+
+    @torch.no_grad()
+    def _init_like_tf(self) -> None:
+        for e in (self.subtoken_embedding, self.node_embedding, self.target_embedding):
+            # variance_scaling_initializer(factor=1.0, mode='FAN_OUT', uniform=True); fan_out = shape[-1]
+            nn.init.uniform_(e.weight, -math.sqrt(3.0 / e.embedding_dim), math.sqrt(3.0 / e.embedding_dim))
+        for _, module, suffix in self.lstm_weights():
+            w_ih, w_hh, b_ih, b_hh = (
+                getattr(module, n + suffix) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
+            hidden = w_hh.shape[1]
+            _glorot_(w_ih, w_hh, fan_in=w_ih.shape[1] + hidden, fan_out=4 * hidden)  # one TF kernel
+            b_ih.zero_()  # TF's single trainable bias, zeros
+            # PyTorch's second bias holds TF's constant forget_bias and is frozen, so the trainable
+            # parameters are exactly the original's (gate order i, f, g, o).
+            b_hh.zero_()[hidden : 2 * hidden] = TF_FORGET_BIAS
+            b_hh.requires_grad_(False)
+        for lin in (self.context_dense, self.memory_layer, self.attention_layer, self.projection):
+            _glorot_(lin.weight, fan_in=lin.in_features, fan_out=lin.out_features)
+
+    # ----- encoder: model.py compute_contexts / path_rnn_last_state -----
+    def _sum_subtokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, C, P) sub-token ids -> (B, C, E), PAD positions masked out (sequence_mask of lengths)."""
+        return (self.subtoken_embedding(ids) * (ids != PAD_ID).unsqueeze(-1)).sum(2)
+
+    def _encode_paths(self, path: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) nodes -> (B, C, rnn_size): [fw final h; bw final h] at the true length, 0 if empty.
+
+        The original wraps both path LSTMs in DropoutWrapper(output_keep_prob), but only their final
+        *states* are used and that wrapper leaves states untouched, so no dropout reaches the model.
+        """
+        b, c, steps = path.shape
+        flat_lengths = lengths.reshape(-1).clamp(0, steps)
+        keep = (flat_lengths > 0).nonzero().squeeze(1)  # run the LSTM on real paths only
+        if keep.numel() == 0:
+            return self.node_embedding.weight.new_zeros(b, c, self.config.rnn_size)
+        nodes = self.node_embedding(path.reshape(-1, steps)[keep])
+        packed = pack_padded_sequence(nodes, flat_lengths[keep].cpu(), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.path_lstm(packed)  # h_n: (2, n, 128), fw then bw
+        final = torch.cat([h_n[0], h_n[1]], dim=-1)
+        out = final.new_zeros(b * c, final.shape[-1])
+        out[keep] = final
+        return out.view(b, c, -1)
+
+    def encode(self, source, path, path_lengths, target_terminal, context_mask) -> torch.Tensor:
+        """Contexts (B, C, decoder_size); padded contexts are exact zeros, as in the original."""
+        mask = context_mask.bool()
+        path_vectors = self._encode_paths(path, path_lengths * mask)  # original: lengths * valid_mask
+        contexts = torch.cat(
+            [self._sum_subtokens(source), path_vectors, self._sum_subtokens(target_terminal)], dim=-1
+        ) * mask.unsqueeze(-1)
+        return torch.tanh(self.context_dense(self.context_dropout(contexts)))
+
+    # ----- decoder: model.py decode_outputs -----
+    def _attend(self, h, keys, contexts, mask):
+        """Luong attention (dot score on memory_layer keys, no scale), then attention_layer([h; context])."""
+        scores = torch.bmm(keys, h.unsqueeze(-1)).squeeze(-1)  # (B, C)
+        if self.config.mask_padded_contexts:
+            # A method without any valid context keeps its (zero) scores rather than becoming NaN.
+            scores = scores.masked_fill(~(mask | ~mask.any(1, keepdim=True)), float("-inf"))
+        alpha = torch.softmax(scores, dim=-1)
+        context = torch.bmm(alpha.unsqueeze(1), contexts).squeeze(1)
+        return self.attention_layer(torch.cat([h, context], dim=-1)), alpha
+
+    def _start(self, contexts, mask):
+        """Initial decoder state: h = c = mean of the valid contexts; zero attention (zero_state)."""
+        n_valid = mask.sum(1, keepdim=True).clamp(min=1).to(contexts.dtype)
+        mean = (contexts * mask.unsqueeze(-1)).sum(1) / n_valid
+        return (mean, mean), torch.zeros_like(mean), self.memory_layer(contexts)
+
+    def _step(self, prev_ids, state, attention, keys, contexts, mask):
+        """One AttentionWrapper step; dropout (training) only on the output that reaches the projection."""
+        h, c = self.decoder_cell(torch.cat([self.target_embedding(prev_ids), attention], dim=-1), state)
+        attention, _ = self._attend(h, keys, contexts, mask)
+        return self.projection(self.output_dropout(attention)), (h, c), attention
+
+    def forward(
+        self, source, path, path_lengths, target_terminal, context_mask, target, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """Per-sample teacher-forced cross-entropy (B,) over the target's sub-tokens and its EOS.
+
+        reduction="mean" (default): mean over those steps (the study's per-sample loss).
+        reduction="sum": their sum; the original optimises `sum(...) / batch`, i.e. this `.mean()`.
+        """
+        mask = context_mask.bool()
+        contexts = self.encode(source, path, path_lengths, target_terminal, mask)
+        state, attention, keys = self._start(contexts, mask)
+        inputs = torch.cat([torch.full_like(target[:, :1], SOS_ID), target[:, :-1]], dim=1)
+        logits = []
+        for t in range(target.shape[1]):
+            step_logits, state, attention = self._step(inputs[:, t], state, attention, keys, contexts, mask)
+            logits.append(step_logits)
+        crossent = F.cross_entropy(torch.stack(logits, dim=2), target, reduction="none")  # (B, T)
+        steps = target_step_mask(target).to(crossent.dtype)
+        total = (crossent * steps).sum(1)
+        if reduction == "sum":
+            return total
+        if reduction != "mean":
+            raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
+        return total / steps.sum(1)
+
+    @torch.no_grad()
+    def greedy(
+        self, source, path, path_lengths, target_terminal, context_mask
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy decoding (BEAM_WIDTH = 0); call `.eval()` first, as the original's test graph has no dropout.
+
+        Returns ids (B, max_target_parts + 1), PAD after the first EOS, and the per-sample score: the mean
+        top-1 softmax probability over the decoded steps (up to and including EOS).
+        """
+        mask = context_mask.bool()
+        contexts = self.encode(source, path, path_lengths, target_terminal, mask)
+        state, attention, keys = self._start(contexts, mask)
+        n_steps = self.config.max_target_parts + 1
+        ids = torch.full((mask.shape[0], n_steps), PAD_ID, dtype=torch.long, device=mask.device)
+        prob_sum = torch.zeros(mask.shape[0], device=mask.device)  # float32 even under autocast
+        n_decoded = torch.zeros_like(prob_sum)
+        prev = torch.full_like(ids[:, 0], SOS_ID)
+        finished = torch.zeros_like(mask[:, 0])
+        for t in range(n_steps):
+            logits, state, attention = self._step(prev, state, attention, keys, contexts, mask)
+            prob, prev = torch.softmax(logits.float(), dim=-1).max(-1)
+            running = ~finished
+            ids[:, t] = prev.masked_fill(finished, PAD_ID)
+            prob_sum += prob * running
+            n_decoded += running
+            finished = finished | (prev == EOS_ID)
+            if bool(finished.all()):  # dynamic_decode stops once every sequence has ended
+                break
+        return ids, prob_sum / n_decoded
+
+
+def make_optimizer(model: nn.Module, config: Code2SeqConfig) -> torch.optim.Optimizer:
+    """MomentumOptimizer(0.01, 0.95, use_nesterov=True); PyTorch's Nesterov SGD is the same update.
+
+    One difference remains: TF updates embedding rows (and their momentum) only where a batch touches
+    them (sparse gradients), while this dense SGD keeps moving untouched rows by their momentum.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]  # the frozen forget-bias constants stay out
+    return torch.optim.SGD(
+        params, lr=config.learning_rate, momentum=config.momentum, nesterov=config.nesterov
+    )
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: Code2SeqConfig):
+    """lr x0.95 per epoch (exponential_decay, staircase over num_training_examples); step once per epoch."""
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay_per_epoch)
+
+
+def original_variable_shapes(
+    subtoken_vocab_size: int,
+    node_vocab_size: int,
+    target_vocab_size: int,
+    config: Code2SeqConfig = Code2SeqConfig(),
+) -> dict[str, tuple[int, ...]]:
+    """The original TF graph's trainable variables (names as in its checkpoints) and their shapes."""
+    emb, half, dec = config.embedding_size, config.rnn_size // 2, config.decoder_size
+    shapes: dict[str, tuple[int, ...]] = {
+        "model/SUBTOKENS_VOCAB": (subtoken_vocab_size, emb),
+        "model/TARGET_WORDS_VOCAB": (target_vocab_size, emb),
+        "model/NODES_VOCAB": (node_vocab_size, emb),
+    }
+    for direction in ("fw", "bw"):  # LSTMCell(RNN_SIZE / 2): kernel [input + hidden, 4 hidden]
+        shapes[f"model/bidirectional_rnn/{direction}/lstm_cell/kernel"] = (emb + half, 4 * half)
+        shapes[f"model/bidirectional_rnn/{direction}/lstm_cell/bias"] = (4 * half,)
+    shapes["model/dense/kernel"] = (2 * emb + config.rnn_size, dec)
+    shapes["model/memory_layer/kernel"] = (dec, dec)
+    cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
+    shapes[f"{cell}/kernel"] = (emb + dec + dec, 4 * dec)  # input [target embedding; attention] + hidden
+    shapes[f"{cell}/bias"] = (4 * dec,)
+    shapes["model/decoder/attention_wrapper/attention_layer/kernel"] = (2 * dec, dec)
+    shapes["model/decoder/dense/kernel"] = (dec, target_vocab_size)
+    return shapes
+
+
+def original_parameter_count(
+    subtoken_vocab_size: int,
+    node_vocab_size: int,
+    target_vocab_size: int,
+    config: Code2SeqConfig = Code2SeqConfig(),
+) -> int:
+    shapes = original_variable_shapes(subtoken_vocab_size, node_vocab_size, target_vocab_size, config)
+    return sum(math.prod(s) for s in shapes.values())
+
+
+def original_variables(model: Code2Seq) -> dict[str, torch.Tensor]:
+    """This model's parameters as the original's variables, in TF layout ([in, out] kernels, LSTM gates
+    i, j, f, o, one bias without the constant forget_bias), detached."""
+    out = {
+        "model/SUBTOKENS_VOCAB": model.subtoken_embedding.weight,
+        "model/TARGET_WORDS_VOCAB": model.target_embedding.weight,
+        "model/NODES_VOCAB": model.node_embedding.weight,
+    }
+    for scope, module, suffix in model.lstm_weights():
+        w_ih, w_hh, b_ih, b_hh = (
+            getattr(module, n + suffix) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        )
+        k_i, k_f, k_g, k_o = torch.cat([w_ih, w_hh], dim=1).t().chunk(4, dim=1)
+        b_i, b_f, b_g, b_o = (b_ih + b_hh).chunk(4)
+        out[f"{scope}/kernel"] = torch.cat([k_i, k_g, k_f, k_o], dim=1)
+        out[f"{scope}/bias"] = torch.cat([b_i, b_g, b_f - TF_FORGET_BIAS, b_o])
+    out["model/dense/kernel"] = model.context_dense.weight.t()
+    out["model/memory_layer/kernel"] = model.memory_layer.weight.t()
+    out["model/decoder/attention_wrapper/attention_layer/kernel"] = model.attention_layer.weight.t()
+    out["model/decoder/dense/kernel"] = model.projection.weight.t()
+    return {name: value.detach() for name, value in out.items()}
+
+
+def parameter_shape_mapping(model: Code2Seq) -> dict[str, tuple[int, ...]]:
+    """This model's parameters expressed as the original's variable names and shapes."""
+    return {name: tuple(value.shape) for name, value in original_variables(model).items()}
+
+
+def num_trainable_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

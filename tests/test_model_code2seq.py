@@ -1,0 +1,311 @@
+"""code2seq: variables and shapes as the original TF graph, masking, decoding, loss, training."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from codemem.models.code2seq import (
+    EOS_ID,
+    PAD_ID,
+    SOS_ID,
+    Code2Seq,
+    Code2SeqConfig,
+    make_optimizer,
+    make_scheduler,
+    num_trainable_parameters,
+    original_parameter_count,
+    original_variable_shapes,
+    original_variables,
+    parameter_shape_mapping,
+    target_step_mask,
+)
+
+CFG = Code2SeqConfig()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """These tensors are tiny: one thread avoids OpenMP oversubscription on a busy machine (~10x)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+VOCABS = (60, 25, 12)  # sub-tokens, nodes, targets (incl. specials)
+
+
+def make_batch(seed: int, batch: int = 4, contexts: int = 10, vocabs=VOCABS, cfg: Code2SeqConfig = CFG):
+    """A random batch in the model's input format; every sample keeps >= 1 valid context."""
+    g = torch.Generator().manual_seed(seed)
+    n_sub, n_nodes, n_tgt = vocabs
+
+    def padded(shape, high, max_len, min_len=1):
+        ids = torch.randint(2, high, shape, generator=g)
+        lengths = torch.randint(min_len, max_len + 1, shape[:-1], generator=g)
+        ids[torch.arange(shape[-1]) >= lengths.unsqueeze(-1)] = PAD_ID
+        return ids, lengths
+
+    source, _ = padded((batch, contexts, cfg.max_name_parts), n_sub, cfg.max_name_parts)
+    terminal, _ = padded((batch, contexts, cfg.max_name_parts), n_sub, cfg.max_name_parts)
+    path, path_lengths = padded((batch, contexts, cfg.max_path_nodes), n_nodes, cfg.max_path_nodes, 2)
+    n_valid = torch.randint(1, contexts + 1, (batch,), generator=g)
+    mask = torch.arange(contexts) < n_valid.unsqueeze(1)
+    # Targets: 1..max_target_parts sub-tokens (ids >= 3: not PAD/UNK/SOS), then EOS (= PAD) and PAD.
+    target = torch.randint(3, n_tgt, (batch, cfg.max_target_parts + 1), generator=g)
+    lengths = torch.randint(1, cfg.max_target_parts + 1, (batch,), generator=g)
+    target[torch.arange(cfg.max_target_parts + 1) >= lengths.unsqueeze(1)] = PAD_ID
+    batch = {"source": source, "path": path, "path_lengths": path_lengths, "target_terminal": terminal}
+    return batch | {"context_mask": mask}, target
+
+
+def inputs_only(batch):
+    return tuple(batch[k] for k in ("source", "path", "path_lengths", "target_terminal", "context_mask"))
+
+
+@pytest.mark.parametrize("vocabs", [(60, 25, 12), (190_002, 350, 27_003)])
+def test_variables_match_the_original_graph(vocabs):
+    model = Code2Seq(*vocabs)
+    expected = original_variable_shapes(*vocabs)
+    assert parameter_shape_mapping(model) == expected  # every variable, none extra, none missing
+    assert len(expected) == 13
+    assert expected["model/bidirectional_rnn/fw/lstm_cell/kernel"] == (256, 512)
+    assert expected["model/dense/kernel"] == (512, 320)
+    assert expected["model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell/kernel"] == (768, 1280)
+    assert expected["model/decoder/attention_wrapper/attention_layer/kernel"] == (640, 320)
+    assert expected["model/decoder/dense/kernel"] == (320, vocabs[2])
+    # The trainable parameters are exactly the original's (PyTorch's frozen second bias is TF's constant).
+    assert num_trainable_parameters(model) == original_parameter_count(*vocabs)
+
+
+def test_shapes_follow_a_non_default_config():
+    cfg = Code2SeqConfig(embedding_size=16, rnn_size=24, decoder_size=20)
+    model = Code2Seq(*VOCABS, config=cfg)
+    assert parameter_shape_mapping(model) == original_variable_shapes(*VOCABS, cfg)
+
+
+def test_table1_parameter_count_java_top10():
+    # Fixed part: 2 path LSTMs (256*512 + 512) + dense 512*320 + memory 320*320
+    # + decoder LSTM (768*1280 + 1280) + attention layer 640*320 = 1,718,528.
+    fixed = 2 * (256 * 512 + 512) + 512 * 320 + 320 * 320 + 768 * 1280 + 1280 + 640 * 320
+    assert fixed == 1_718_528
+    for vocabs in [(60, 25, 12), (1000, 300, 17)]:
+        s, n, t = vocabs
+        assert original_parameter_count(*vocabs) == 128 * (s + n + t) + 320 * t + fixed
+    # Java-Top10's 10 names have 14 distinct sub-tokens (equals, main, set|up, on|create, to|string,
+    # run, hash|code, init, execute, get) + PAD/UNK/SOS = 17 targets; then Table 1's 3,826,368 holds
+    # exactly when |sub-tokens| + |nodes| = 16,408 (split unknown).
+    assert original_parameter_count(16_000, 408, 17) == 3_826_368
+    assert original_parameter_count(15_800, 608, 17) == 3_826_368
+    assert num_trainable_parameters(Code2Seq(16_000, 408, 17)) == 3_826_368
+
+
+def _tf_lstm_step(x, h, c, kernel, bias):
+    """tf.nn.rnn_cell.LSTMCell: gates i, j, f, o from [x; h] @ kernel + bias, forget_bias 1.0."""
+    i, j, f, o = (torch.cat([x, h], -1) @ kernel + bias).chunk(4, -1)
+    c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(j)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def test_lstm_variables_compute_what_tf_would():
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))  # non-zero biases, asymmetric gates
+    variables = original_variables(model)
+    cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
+    x, h, c = torch.randn(3, 448), torch.randn(3, 320), torch.randn(3, 320)
+    ours = model.decoder_cell(x, (h, c))
+    theirs = _tf_lstm_step(x, h, c, variables[f"{cell}/kernel"], variables[f"{cell}/bias"])
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+    x = torch.randn(5, 1, 128)
+    _, (h_n, _) = model.path_lstm(x)
+    fw = "model/bidirectional_rnn/fw/lstm_cell"
+    h_tf, _ = _tf_lstm_step(
+        x[:, 0], torch.zeros(5, 128), torch.zeros(5, 128), variables[f"{fw}/kernel"], variables[f"{fw}/bias"]
+    )
+    torch.testing.assert_close(h_n[0], h_tf)
+
+
+@pytest.mark.parametrize("mask_padded", [True, False])
+def test_padded_contexts_inputs_do_not_matter(mask_padded):
+    cfg = dataclasses.replace(CFG, mask_padded_contexts=mask_padded)
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS, config=cfg).eval()
+    batch, target = make_batch(1)
+    pad = ~batch["context_mask"]
+    assert pad.any()
+    changed = {k: v.clone() for k, v in batch.items()}
+    for key in ("source", "path", "target_terminal"):
+        changed[key][pad] = torch.randint(2, 20, changed[key][pad].shape)
+    changed["path_lengths"][pad] = 5
+    contexts = model.encode(*inputs_only(changed))
+    assert torch.all(contexts[pad] == 0)  # as in the original: padded contexts are zero vectors
+    torch.testing.assert_close(model(**batch, target=target), model(**changed, target=target))
+    for a, b in zip(model.greedy(*inputs_only(batch)), model.greedy(*inputs_only(changed))):
+        torch.testing.assert_close(a, b)
+
+
+def test_padded_contexts_get_zero_attention():
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS).eval()
+    batch, target = make_batch(2)
+    mask = batch["context_mask"]
+    contexts = model.encode(*inputs_only(batch))
+    _, _, keys = model._start(contexts, mask)
+    _, alpha = model._attend(torch.randn(mask.shape[0], 320), keys, contexts, mask)
+    assert torch.all(alpha[~mask] == 0)
+    torch.testing.assert_close(alpha.sum(1), torch.ones(mask.shape[0]))
+    # Hence extra padding changes nothing; in the original (mask_padded_contexts=False) it does.
+    more = {k: torch.cat([v, torch.zeros_like(v[:, :5])], 1) for k, v in batch.items()}
+    torch.testing.assert_close(model(**batch, target=target), model(**more, target=target))
+    original = Code2Seq(*VOCABS, config=dataclasses.replace(CFG, mask_padded_contexts=False)).eval()
+    original.load_state_dict(model.state_dict())
+    assert not torch.allclose(original(**batch, target=target), original(**more, target=target))
+
+
+class ScriptedProjection(nn.Module):
+    """Stands in for the output projection: step t favours script[:, t] with a known probability."""
+
+    def __init__(self, script: torch.Tensor, vocab: int):
+        super().__init__()
+        self.script, self.vocab, self.calls = script, vocab, 0
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], self.vocab)
+        logits[torch.arange(x.shape[0]), self.script[:, self.calls]] = 3.0
+        self.calls += 1
+        return logits
+
+
+def test_greedy_stops_at_eos_and_pads_after():
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS).eval()
+    batch, _ = make_batch(3, batch=3)
+    script = torch.tensor(
+        [
+            [5, 7, EOS_ID, 9, 9, 9, 9],
+            [4, 4, 4, 4, 4, 4, 4],  # never ends: all 7 steps
+            [EOS_ID, 3, 3, 3, 3, 3, 3],
+        ]
+    )
+    model.projection = ScriptedProjection(script, VOCABS[2])
+    ids, score = model.greedy(*inputs_only(batch))
+    expected = torch.tensor([[5, 7, 0, 0, 0, 0, 0], [4, 4, 4, 4, 4, 4, 4], [0, 0, 0, 0, 0, 0, 0]])
+    assert torch.equal(ids, expected)
+    top1 = math.exp(3.0) / (math.exp(3.0) + VOCABS[2] - 1)  # same top-1 probability at every step
+    torch.testing.assert_close(score, torch.full((3,), top1))
+
+    model.projection = ScriptedProjection(torch.tensor([[6, EOS_ID] + [6] * 5, [EOS_ID] * 7]), VOCABS[2])
+    ids, _ = model.greedy(*inputs_only({k: v[:2] for k, v in batch.items()}))
+    assert model.projection.calls == 2  # all sequences ended: decoding stops, as dynamic_decode does
+    assert ids.shape == (2, CFG.max_target_parts + 1)
+    assert torch.equal(ids, torch.tensor([[6, 0, 0, 0, 0, 0, 0], [0] * 7]))
+
+
+def test_greedy_score_averages_only_decoded_steps():
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS).eval()
+    batch, _ = make_batch(4, batch=1)
+
+    class Uneven(nn.Module):  # step 0: sharp, step 1: EOS less sharp, later steps would be flat
+        calls = 0
+
+        def forward(self, x):
+            logits = torch.zeros(1, VOCABS[2])
+            logits[0, [5, EOS_ID, 3][min(self.calls, 2)]] = [4.0, 1.0, 0.5][min(self.calls, 2)]
+            self.calls += 1
+            return logits
+
+    model.projection = Uneven()
+    ids, score = model.greedy(*inputs_only(batch))
+    p = [math.exp(v) / (math.exp(v) + VOCABS[2] - 1) for v in (4.0, 1.0)]
+    assert ids.tolist() == [[5, 0, 0, 0, 0, 0, 0]]
+    assert score.item() == pytest.approx(sum(p) / 2, rel=1e-5)
+
+
+def test_target_step_mask_counts_subtokens_and_first_eos():
+    target = torch.tensor([[5, 6, 0, 0, 0, 0, 0], [5, 6, 7, 8, 9, 10, 0], [0, 0, 0, 0, 0, 0, 0]])
+    assert target_step_mask(target).sum(1).tolist() == [3, 7, 1]
+
+
+def test_per_sample_loss_ignores_pad_steps():
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS).eval()
+    batch, _ = make_batch(5, batch=2)
+    target = torch.tensor([[5, 6, EOS_ID, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0, 0]])
+    loss = model(**batch, target=target)
+    total = model(**batch, target=target, reduction="sum")
+    torch.testing.assert_close(loss, total / torch.tensor([3.0, 2.0]))
+    # Whatever follows the first EOS is neither scored nor, by causality, able to change earlier steps.
+    garbage = target.clone()
+    garbage[:, 3:] = torch.tensor([7, 8, 9, 10])
+    torch.testing.assert_close(model(**batch, target=garbage), loss)
+    assert torch.isfinite(loss).all() and (loss > 0).all()
+
+
+def test_loss_decreases_when_overfitting_a_tiny_batch():
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS)
+    batch, target = make_batch(6)
+    optimizer = make_optimizer(model, CFG)
+    model.eval()
+    with torch.no_grad():
+        before = model(**batch, target=target).mean().item()
+    model.train()
+    for _ in range(50):
+        optimizer.zero_grad()
+        loss = model(**batch, target=target, reduction="sum").mean()  # the original's objective
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        after = model(**batch, target=target).mean().item()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_deterministic_with_a_fixed_seed():
+    def run():
+        torch.manual_seed(123)
+        model = Code2Seq(*VOCABS)
+        batch, target = make_batch(7)
+        optimizer = make_optimizer(model, CFG)
+        losses = []
+        for _ in range(3):  # training mode: dropout draws from the seeded generator too
+            optimizer.zero_grad()
+            loss = model(**batch, target=target).mean()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.eval()
+        return losses, model.greedy(*inputs_only(batch))
+
+    (losses_a, (ids_a, score_a)), (losses_b, (ids_b, score_b)) = run(), run()
+    assert losses_a == losses_b
+    assert torch.equal(ids_a, ids_b) and torch.equal(score_a, score_b)
+
+
+def test_optimizer_and_schedule_follow_the_original():
+    model = Code2Seq(*VOCABS)
+    optimizer = make_optimizer(model, CFG)
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"]) == (0.01, 0.95, True)
+    assert sum(p.numel() for p in group["params"]) == num_trainable_parameters(model)
+    scheduler = make_scheduler(optimizer, CFG)
+    for _ in range(2):  # two epochs
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.95**2)
+
+
+def test_start_token_and_special_ids():
+    assert (PAD_ID, SOS_ID, EOS_ID) == (0, 2, 0)

@@ -1,0 +1,90 @@
+"""Stage functions on small real inputs: fetch, extract's report, train's resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from codemem import corrupt, extract, fetch, train
+from codemem.params import from_dict
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def small_params(source: Path, **train):
+    return from_dict({
+        "fetch": {"source": str(source)},
+        "extract": {"top_names": 3, "per_name": 40, "split": [0.6, 0.2, 0.2], "workers": 1},
+        "train": {"epochs": 2, "batch_size": 32, **train},
+    })  # fmt: skip
+
+
+def test_fetch_and_extract_skip_bad_files_and_count_them(workdir, tiny_corpus):
+    corpus = workdir / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    bad = corpus / "bad"
+    bad.mkdir()
+    (bad / "Latin1.java").write_bytes("class A { String s() { return \"caf\xe9\"; } }".encode("latin-1"))
+    (bad / "Binary.java").write_bytes(b"\x00\x01\x02class")
+    (bad / "Huge.java").write_text("class H { int f() { return 1; } }\n" + "// pad\n" * 400_000)
+    (bad / "Broken.java").write_text("class B { int f( { return ; } } }}")
+    params = small_params(corpus)
+    manifest = fetch.run(params)
+    assert manifest["kind"] == "folder" and manifest["files"] > 400 and len(manifest["corpus_sha256"]) == 64
+    report = extract.run(params)
+    assert report["files_not_utf8"] == 1 and report["files_binary"] == 1 and report["files_too_large"] == 1
+    assert report["methods_with_syntax_errors"] >= 1
+    assert report["methods_duplicate_body"] > 0
+    assert len(report["names"]) == 3
+    samples = Path("build/samples")
+    lines = (samples / "train.c2v").read_text().splitlines()
+    assert lines and all(len(line.split(" ")) == 201 for line in lines)  # label + 200 fields, padded
+    methods = [json.loads(x) for x in (samples / "methods.jsonl").read_text().splitlines()]
+    # Split by package: no package in two splits.
+    packages = {}
+    for m in methods:
+        packages.setdefault(m["file"].rsplit("/", 1)[0], set()).add(m["split"])
+    assert all(len(s) == 1 for s in packages.values())
+
+
+def test_fetch_errors_are_clear(workdir, monkeypatch):
+    with pytest.raises(fetch.FetchError, match="does not exist"):
+        fetch.run(small_params(workdir / "nowhere"))
+    empty = workdir / "empty"
+    empty.mkdir()
+    with pytest.raises(fetch.FetchError, match="no .java files"):
+        fetch.run(small_params(empty))
+    monkeypatch.setattr(fetch, "local_jdk_sources", list)
+    monkeypatch.setattr(fetch.shutil, "which", lambda _: None)
+    with pytest.raises(fetch.FetchError, match="fetch.source"):
+        fetch.run(dataclasses.replace(small_params(empty), fetch=fetch.Params().fetch))
+
+
+def test_interrupted_training_resumes_to_the_same_metrics(workdir, tiny_corpus):
+    params = small_params(tiny_corpus, csr=True)
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(dataclasses.replace(params, noise=0.5))
+    checkpoint = Path("build/checkpoints/train.pt")
+
+    uninterrupted = pd.DataFrame(train.run(params))
+    per_sample = np.load("build/logs/per_sample.npz")["train_loss"]
+
+    checkpoint.unlink()
+    one = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=1))
+    train.run(one)  # "killed" after the first epoch's checkpoint
+    assert checkpoint.exists()
+    resumed = pd.DataFrame(train.run(params))
+    columns = [c for c in uninterrupted.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(uninterrupted[columns], resumed[columns])
+    assert np.array_equal(per_sample, np.load("build/logs/per_sample.npz")["train_loss"])
