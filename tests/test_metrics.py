@@ -77,3 +77,21 @@ def test_critical_sample_ratio_with_a_controlled_model():
     assert (critical, transformable) == (1, 3)
     assert csr == pytest.approx(1 / 3)
     assert critical_sample_ratio(["a"], [], [], 1) == (0.0, 0, 0)
+
+
+def test_subtoken_f1_code2seq_variant():
+    from codemem.metrics import subtoken_f1_code2seq
+
+    specials = ("<PAD>", "<UNK>", "<S>")
+    # Exact concatenated match after dropping specials: TP += len(true) -> 2, even with <UNK> predicted.
+    f = subtoken_f1_code2seq(["to|string"], ["to|<UNK>|string"], ignore=specials)
+    assert (f.true_positive, f.false_positive, f.false_negative) == (2, 0, 0)
+    # "tostring" as one predicted sub-token concatenates equal too: the original counts it as exact.
+    f = subtoken_f1_code2seq(["to|string"], ["tostring"], ignore=specials)
+    assert (f.true_positive, f.false_positive, f.false_negative) == (2, 0, 0)
+    # Otherwise per sub-token; duplicates count: get|get|size vs get|name -> TP 2 (get, get), FP 1, FN 1.
+    f = subtoken_f1_code2seq(["get|name"], ["get|get|size"], ignore=specials)
+    assert (f.true_positive, f.false_positive, f.false_negative) == (2, 1, 1)
+    # No prediction at all.
+    f = subtoken_f1_code2seq(["run"], [None], ignore=specials)
+    assert (f.true_positive, f.false_positive, f.false_negative) == (0, 0, 1)

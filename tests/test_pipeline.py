@@ -78,3 +78,15 @@ def test_repro_then_noise_experiment(repo):
     changed = json.loads(diff)["metrics/metrics.json"]
     assert changed["noise"]["old"] == 0.0 and changed["noise"]["new"] == 1.0
     assert "test_f1" in changed
+
+
+def test_code2seq_experiment(repo):
+    sh(repo, "dvc", "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline")
+    out = sh(repo, "dvc", "exp", "run", "-S", "model=code2seq", "-S", "train.epochs=1")
+    assert "Stage 'extract' didn't change, skipping" in out, out
+    metrics = json.loads((repo / "metrics/metrics.json").read_text())
+    assert metrics["model"] == "code2seq" and metrics["epochs"] == 1
+    for key in ("test_f1", "train_f1", "gini", "csr", "test_score"):
+        assert 0.0 <= metrics[key] <= 1.0, key

@@ -49,6 +49,14 @@ def test_fetch_and_extract_skip_bad_files_and_count_them(workdir, tiny_corpus):
     samples = Path("build/samples")
     lines = (samples / "train.c2v").read_text().splitlines()
     assert lines and all(len(line.split(" ")) == 201 for line in lines)  # label + 200 fields, padded
+    # code2seq's format: up to 1,000 stored contexts for training, "subtokens,node|node|...,subtokens".
+    c2s = (samples / "train.c2s").read_text().splitlines()
+    assert len(c2s) == len(lines) and all(len(line.split(" ")) == 1001 for line in c2s)
+    first = c2s[0].split(" ")[1]
+    source, path, _ = first.split(",")
+    assert 2 <= len(path.split("|")) <= 9 and len(source.split("|")) <= 5
+    held_out = (samples / "val.c2s").read_text().splitlines() + (samples / "test.c2s").read_text().splitlines()
+    assert held_out and all(len(line.split(" ")) == 201 for line in held_out)
     methods = [json.loads(x) for x in (samples / "methods.jsonl").read_text().splitlines()]
     # Split by package: no package in two splits.
     packages = {}
@@ -70,8 +78,9 @@ def test_fetch_errors_are_clear(workdir, monkeypatch):
         fetch.run(dataclasses.replace(small_params(empty), fetch=fetch.Params().fetch))
 
 
-def test_interrupted_training_resumes_to_the_same_metrics(workdir, tiny_corpus):
-    params = small_params(tiny_corpus, csr=True)
+@pytest.mark.parametrize("model", ["code2vec", "code2seq"])
+def test_interrupted_training_resumes_to_the_same_metrics(workdir, tiny_corpus, model):
+    params = dataclasses.replace(small_params(tiny_corpus, csr=True), model=model)
     fetch.run(params)
     extract.run(params)
     corrupt.run(dataclasses.replace(params, noise=0.5))

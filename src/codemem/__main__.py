@@ -40,7 +40,7 @@ def stage(fn):
 
         try:
             result = fn(load(params))
-        except (ParamsError, FetchError, UserError, FileNotFoundError) as e:
+        except (ParamsError, FetchError, UserError, FileNotFoundError, ValueError) as e:
             console.print(f"[bold red]error[/] ({fn.__name__}): {e}")
             raise typer.Exit(2) from None
         if result is not None:

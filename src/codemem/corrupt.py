@@ -46,7 +46,7 @@ def corrupt_method_names(labels: list[str], noise: float, rng: np.random.Generat
 
 
 def run(params: Params, samples_dir: Path = Path("build/samples"), out_dir: Path = Path("build/noisy")) -> dict:
-    data = io.load_samples(samples_dir)
+    data = io.load_samples(samples_dir, formats=())
     labels = [str(data.labels[i]) for i in data.split_labels["train"]]
     rng = np.random.default_rng([params.seed, 1])  # stream 1: noise (0 is extraction)
     noisy, changed = corrupt_method_names(labels, params.noise, rng)

@@ -3,12 +3,13 @@
 Every stage writes its outputs into a temporary sibling and renames it into place at the end, so a
 failed or interrupted stage leaves either the previous outputs or nothing, never half a file.
 
-MethodName samples (`build/samples/contexts.npz`) are stored compactly for training: string tables
-(`tokens`, `paths`, `labels`) and, per split, `{split}_ctx` int32 (n, max_contexts, 3) rows of
-(source token, path, target token) indices into those tables with -1 as padding, and `{split}_label`.
-For the critical sample ratio each split also holds its renaming variants: variant v belongs to
-sample `{split}_var_owner[v]` and renames the terminals at (`{split}_occ_ctx`, `{split}_occ_side`)
-for the occurrences o with `{split}_occ_var[o] == v` to token `{split}_var_token[v]`.
+MethodName samples (`build/samples/contexts.npz`) are stored compactly for training: the `labels`
+table and `{split}_label` indices, and per context format `fmt` (c2v, c2s) string tables
+(`{fmt}_tokens`, `{fmt}_paths`) and per split `{fmt}_{split}_ctx` int32 (n, C, 3) rows of
+(source token, path, target token) indices into those tables with -1 as padding. For the critical
+sample ratio each split also holds its renaming variants: variant v belongs to sample
+`{fmt}_{split}_var_owner[v]` and renames the terminals at (`..._occ_ctx`, `..._occ_side`) for the
+occurrences o with `..._occ_var[o] == v` to token `..._var_token[v]`.
 """
 
 from __future__ import annotations
@@ -74,47 +75,60 @@ class Variants:
 
 
 @dataclass
-class SampleSet:
+class ContextSet:
+    """One context format: `c2v` (code2vec: normalised terminals, hashed paths) or `c2s` (code2seq:
+    `|`-joined terminal sub-tokens and path nodes)."""
+
     tokens: np.ndarray
     paths: np.ndarray
-    labels: np.ndarray
     contexts: dict[str, np.ndarray]  # split -> (n, C, 3) int32, -1 = padding
-    split_labels: dict[str, np.ndarray]  # split -> (n,) indices into labels
     variants: dict[str, Variants]
 
 
+@dataclass
+class SampleSet:
+    labels: np.ndarray
+    split_labels: dict[str, np.ndarray]  # split -> (n,) indices into labels
+    formats: dict[str, ContextSet]
+
+
+FORMATS = ("c2v", "c2s")
+
+
 def save_samples(path: Path, samples: SampleSet) -> None:
-    arrays = {"tokens": samples.tokens, "paths": samples.paths, "labels": samples.labels}
-    for split in SPLITS:
-        arrays[f"{split}_ctx"] = samples.contexts[split]
-        arrays[f"{split}_label"] = samples.split_labels[split]
-        v = samples.variants[split]
-        arrays |= {
-            f"{split}_var_owner": v.owner,
-            f"{split}_var_token": v.token,
-            f"{split}_occ_var": v.occ_var,
-            f"{split}_occ_ctx": v.occ_ctx,
-            f"{split}_occ_side": v.occ_side,
-        }
+    arrays = {"labels": samples.labels} | {f"{s}_label": samples.split_labels[s] for s in SPLITS}
+    for fmt, cs in samples.formats.items():
+        arrays |= {f"{fmt}_tokens": cs.tokens, f"{fmt}_paths": cs.paths}
+        for split in SPLITS:
+            v = cs.variants[split]
+            arrays |= {
+                f"{fmt}_{split}_ctx": cs.contexts[split],
+                f"{fmt}_{split}_var_owner": v.owner,
+                f"{fmt}_{split}_var_token": v.token,
+                f"{fmt}_{split}_occ_var": v.occ_var,
+                f"{fmt}_{split}_occ_ctx": v.occ_ctx,
+                f"{fmt}_{split}_occ_side": v.occ_side,
+            }
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 
 
-def load_samples(samples_dir: Path = Path("build/samples")) -> SampleSet:
+def load_samples(samples_dir: Path = Path("build/samples"), formats=FORMATS) -> SampleSet:
     path = Path(samples_dir) / "contexts.npz"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the extract stage first (`dvc repro extract`)")
+    fields = ("var_owner", "var_token", "occ_var", "occ_ctx", "occ_side")
     with np.load(path, allow_pickle=False) as z:
         return SampleSet(
-            tokens=z["tokens"],
-            paths=z["paths"],
             labels=z["labels"],
-            contexts={s: z[f"{s}_ctx"] for s in SPLITS},
             split_labels={s: z[f"{s}_label"] for s in SPLITS},
-            variants={
-                s: Variants(
-                    z[f"{s}_var_owner"], z[f"{s}_var_token"], z[f"{s}_occ_var"], z[f"{s}_occ_ctx"], z[f"{s}_occ_side"]
+            formats={
+                fmt: ContextSet(
+                    tokens=z[f"{fmt}_tokens"],
+                    paths=z[f"{fmt}_paths"],
+                    contexts={s: z[f"{fmt}_{s}_ctx"] for s in SPLITS},
+                    variants={s: Variants(*(z[f"{fmt}_{s}_{k}"] for k in fields)) for s in SPLITS},
                 )
-                for s in SPLITS
+                for fmt in formats
             },
         )

@@ -107,3 +107,33 @@ def critical_sample_ratio(
     n_transformable = int(transformable.sum())
     n_critical = int(critical.sum())
     return (n_critical / n_transformable if n_transformable else 0.0), n_critical, n_transformable
+
+
+def subtoken_f1_code2seq(
+    true_names: Sequence[str], predicted_names: Sequence[str | None], ignore: Iterable[str] = ()
+) -> F1:
+    """code2seq's sub-token precision/recall/F1 (`update_per_subtoken_statistics` in its model.py),
+    micro-averaged; it differs from code2vec's.
+
+    Special tokens (`ignore`: <PAD>, <UNK>, <S>, the end token) are dropped from both sides. If the
+    remaining sub-tokens concatenate to the same string, TP += len(true). Otherwise each predicted
+    sub-token is a TP if it occurs in the true list, else a FP, and each true sub-token not predicted
+    is a FN.
+    """
+    if len(true_names) != len(predicted_names):
+        raise ValueError("true_names and predicted_names differ in length")
+    ignored = set(ignore)
+    tp = fp = fn = 0
+    for true, predicted in zip(true_names, predicted_names):
+        true_parts = [p for p in true.split("|") if p and p not in ignored]
+        predicted_parts = [p for p in (predicted or "").split("|") if p and p not in ignored]
+        if "".join(true_parts) == "".join(predicted_parts):
+            tp += len(true_parts)
+            continue
+        for part in predicted_parts:
+            if part in true_parts:
+                tp += 1
+            else:
+                fp += 1
+        fn += sum(1 for part in true_parts if part not in predicted_parts)
+    return _f1(tp, fp, fn)

@@ -10,8 +10,8 @@
 5. Extract path-contexts for the kept methods only, and for test methods each variable's
    single-place renaming to `var<k>` (for the critical sample ratio).
 
-Outputs in build/samples: `{train,val,test}.c2v` in upstream code2vec's preprocessed format,
-`contexts.npz` (compact arrays, see codemem.io), `methods.jsonl` (one line per sample: split, file,
+Outputs in build/samples: `{train,val,test}.c2v` and `.c2s` in upstream code2vec's and code2seq's
+preprocessed formats (extracted once for both models), `contexts.npz` (compact arrays, see codemem.io), `methods.jsonl` (one line per sample: split, file,
 line, name, label, variables) and `report.json`.
 """
 
@@ -63,29 +63,44 @@ def _scan(name: str):
     return name, status, [(m.index, m.label, m.body_key, m.line, m.name, m.has_error) for m in methods]
 
 
+def _variants(sample, contexts: list[str], formatter) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Each variable's single-place renaming to `var<k>`, as (new terminal, changed (context, side))."""
+    fresh = sample.fresh_name()
+    variants = []
+    for var in sample.variables:
+        renamed = formatter(sample.renamed(var, fresh))
+        changed = [
+            (k, side)
+            for k, (a, b) in enumerate(zip(contexts, renamed))
+            for side, (x, y) in enumerate(zip(_ends(a), _ends(b)))
+            if x != y
+        ]
+        if changed:  # a variable whose occurrences were not sampled renames nothing the model sees
+            variants.append((_ends(renamed[changed[0][0]])[changed[0][1]], changed))
+    return variants
+
+
 def _extract(job):
-    """Extract the chosen methods of one file; for test methods also their renaming variants."""
-    name, indices, with_variants, seed, max_contexts = job
+    """Extract the chosen methods of one file in both formats; test methods also get their
+    renaming variants. code2seq keeps up to `stored` contexts for training samples (it resamples
+    `max_contexts` of them every step) and `max_contexts` for validation and test."""
+    name, split_of_method, seed, max_contexts, stored = job
     data, _ = _read(name)
     out = []
-    for s in _worker["extractor"].extract(data, key=name, seed=seed, only=indices):
-        contexts = s.c2v_contexts(max_contexts)
-        variants = []
-        if with_variants[s.index]:
-            fresh = s.fresh_name()
-            for var in s.variables:
-                renamed = s.renamed(var, fresh).c2v_contexts(max_contexts)
-                changed = [
-                    (k, side)
-                    for k, (a, b) in enumerate(zip(contexts, renamed))
-                    for side, (x, y) in enumerate(zip(_ends(a), _ends(b)))
-                    if x != y
-                ]
-                if changed:  # a variable whose occurrences were not sampled renames nothing the model sees
-                    new_token = _ends(renamed[changed[0][0]])[changed[0][1]]
-                    variants.append((var, fresh, new_token, changed))
-        out.append({"index": s.index, "name": s.name, "label": s.label, "line": s.line,
-                    "contexts": contexts, "variables": list(s.variables), "variants": variants})  # fmt: skip
+    for s in _worker["extractor"].extract(data, key=name, seed=seed, only=sorted(split_of_method)):
+        test = split_of_method[s.index] == 2
+
+        def c2v(m):
+            return m.c2v_contexts(max_contexts)
+
+        def c2s(m, limit=stored if split_of_method[s.index] == 0 else max_contexts):
+            return m.c2s_contexts(limit)
+
+        item = {"index": s.index, "name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables)}
+        for fmt, formatter in (("c2v", c2v), ("c2s", c2s)):
+            item[fmt] = formatter(s)
+            item[f"{fmt}_variants"] = _variants(s, item[fmt], formatter) if test else []
+        out.append(item)
     return name, out
 
 
@@ -95,16 +110,19 @@ def _ends(context: str) -> tuple[str, str]:
 
 
 def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) -> dict[str, int]:
-    """Assign whole packages to splits 0/1/2 in a seeded order, each where its first sample falls
-    on the cumulative share boundaries."""
+    """Assign whole packages to splits 0/1/2 (train/val/test). In a seeded order, each package goes
+    to the split it leaves least filled relative to that split's share, so a large package lands
+    where it fits (usually train) and no split stays empty while packages remain."""
     order = list(packages)
     rng.shuffle(order)
-    total = sum(sizes[p] for p in order)
-    bounds = np.cumsum(shares) * total
-    running, assignment = 0, {}
-    for p in order:
-        assignment[p] = int(min(np.searchsorted(bounds, running, side="right"), 2))
-        running += sizes[p]
+    shares = np.asarray(shares, dtype=float)
+    filled = np.zeros(3)
+    assignment = {}
+    with np.errstate(divide="ignore"):
+        for p in order:
+            split = int(np.argmin(np.where(shares > 0, (filled + sizes[p]) / shares, np.inf)))
+            assignment[p] = split
+            filled[split] += sizes[p]
     return assignment
 
 
@@ -151,59 +169,76 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         package = lambda file: file.rsplit("/", 1)[0]
         sizes = Counter(package(f) for f, _, _ in chosen)
         split_of = split_by_package(sorted(sizes), sizes, x.split, rng)
-        by_file: dict[str, dict[int, bool]] = defaultdict(dict)
+        by_file: dict[str, dict[int, int]] = defaultdict(dict)
         for f, index, _ in chosen:
-            by_file[f][index] = split_of[package(f)] == 2  # variants for test samples only
-        jobs = [(f, sorted(ix), ix, params.seed, x.max_contexts) for f, ix in sorted(by_file.items())]
+            by_file[f][index] = split_of[package(f)]
+        jobs = [(f, ix, params.seed, x.max_contexts, x.max_contexts_stored) for f, ix in sorted(by_file.items())]
         # 5: path-contexts
         extracted = list(progress_bar(pool.imap(_extract, jobs), "extract: path-contexts", total=len(jobs)))
 
-    samples = _assemble(extracted, split_of, package, x.max_contexts, out_dir)
+    samples = _assemble(extracted, split_of, package, x.max_contexts, x.max_contexts_stored)
+    if not samples["counts"]["samples_train"] or not samples["counts"]["samples_test"]:
+        raise ValueError(
+            f"extract: the split by package left {samples['counts']} samples: the corpus has too few packages "
+            f"({len(sizes)}) or methods for the chosen names. Use a larger corpus (fetch.source) or raise "
+            "extract.top_names / extract.per_name."
+        )
     report |= samples["counts"]
     report["names"] = {label: counts[label] for label in top}
     report_json = dict(sorted(report.items()))
     with io.atomic_dir(out_dir) as tmp:
         io.save_samples(tmp / "contexts.npz", samples["set"])
         for split in io.SPLITS:
+            rows = samples["by_split"][split]
+            stored = x.max_contexts_stored if split == "train" else x.max_contexts
             with open(tmp / f"{split}.c2v", "w") as f:
-                f.writelines(c2v_line(s["label"], s["contexts"], x.max_contexts) + "\n" for s in samples["by_split"][split])
+                f.writelines(c2v_line(s["label"], s["c2v"], x.max_contexts) + "\n" for s in rows)
+            with open(tmp / f"{split}.c2s", "w") as f:
+                f.writelines(c2v_line(s["label"], s["c2s"], stored) + "\n" for s in rows)  # same layout
         with open(tmp / "methods.jsonl", "w") as f:
             for split in io.SPLITS:
                 f.writelines(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
-                                        "label": s["label"], "variables": s["variables"]}) + "\n" for s in samples["by_split"][split])  # fmt: skip
+                                        "label": s["label"], "variables": s["variables"]}) + "\n"
+                             for s in samples["by_split"][split])  # fmt: skip
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
     log(f"extract: {report['methods']} methods in {len(files)} files -> {samples['counts']}")
     return report_json
 
 
-def _assemble(extracted, split_of, package, max_contexts: int, out_dir: Path) -> dict:
+def _assemble(extracted, split_of, package, max_contexts: int, stored: int) -> dict:
     """String tables and index arrays from the extracted samples (deterministic order)."""
-    tokens, paths, labels = {}, {}, {}
+    labels: dict[str, int] = {}
     idx = lambda table, key: table.setdefault(key, len(table))
     by_split = {s: [] for s in io.SPLITS}
     for file, samples in extracted:
         for s in samples:
             by_split[io.SPLITS[split_of[package(file)]]].append(s | {"file": file})
-    contexts, split_labels, variants, counts = {}, {}, {}, {}
-    for split, samples in by_split.items():
-        arr = np.full((len(samples), max_contexts, 3), -1, dtype=np.int32)
-        owner, var_token, occ_var, occ_ctx, occ_side = [], [], [], [], []
-        for i, s in enumerate(samples):
-            for k, context in enumerate(s["contexts"]):
-                a, p, b = context.split(",")
-                arr[i, k] = (idx(tokens, a), idx(paths, p), idx(tokens, b))
-            for _, _, new_token, changed in s["variants"]:
-                v = len(owner)
-                owner.append(i)
-                var_token.append(idx(tokens, new_token))
-                for k, side in changed:
-                    occ_var.append(v), occ_ctx.append(k), occ_side.append(side)
-        contexts[split] = arr
-        split_labels[split] = np.array([idx(labels, s["label"]) for s in samples], dtype=np.int32)
-        as32 = lambda xs: np.array(xs, dtype=np.int32)
-        variants[split] = io.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
-        counts[f"samples_{split}"] = len(samples)
-        counts[f"variants_{split}"] = len(owner)
-    table = lambda t: np.array(list(t), dtype=str)
-    sample_set = io.SampleSet(table(tokens), table(paths), table(labels), contexts, split_labels, variants)
+    split_labels = {split: np.array([idx(labels, s["label"]) for s in rows], dtype=np.int32)
+                    for split, rows in by_split.items()}  # fmt: skip
+    counts = {f"samples_{split}": len(rows) for split, rows in by_split.items()}
+    formats = {}
+    for fmt in ("c2v", "c2s"):
+        tokens, paths = {}, {}
+        contexts, variants = {}, {}
+        for split, rows in by_split.items():
+            width = stored if fmt == "c2s" and split == "train" else max_contexts
+            arr = np.full((len(rows), width, 3), -1, dtype=np.int32)
+            owner, var_token, occ_var, occ_ctx, occ_side = [], [], [], [], []
+            for i, s in enumerate(rows):
+                for k, context in enumerate(s[fmt]):
+                    a, p, b = context.split(",")
+                    arr[i, k] = (idx(tokens, a), idx(paths, p), idx(tokens, b))
+                for new_token, changed in s[f"{fmt}_variants"]:
+                    v = len(owner)
+                    owner.append(i)
+                    var_token.append(idx(tokens, new_token))
+                    for k, side in changed:
+                        occ_var.append(v), occ_ctx.append(k), occ_side.append(side)
+            as32 = lambda xs: np.array(xs, dtype=np.int32)
+            contexts[split] = arr
+            variants[split] = io.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
+            counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(owner)
+        table = lambda t: np.array(list(t), dtype=str)
+        formats[fmt] = io.ContextSet(table(tokens), table(paths), contexts, variants)
+    sample_set = io.SampleSet(np.array(list(labels), dtype=str), split_labels, formats)
     return {"set": sample_set, "by_split": by_split, "counts": counts}

@@ -30,6 +30,10 @@ _REGISTRY = {
     spec.name: spec
     for spec in [
         ModelSpec("code2vec", "methodname", "code2vec", "Code2Vec", "Code2VecConfig"),
+        ModelSpec("code2seq", "methodname", "code2seq", "Code2Seq", "Code2SeqConfig"),
+        ModelSpec("transformer", "varmisuse", "transformer", "Transformer", "TransformerConfig"),
+        ModelSpec("great", "varmisuse", "great", "GREAT", "GREATConfig"),
+        ModelSpec("ggnn", "varmisuse", "ggnn", "GGNN", "GGNNConfig"),
     ]
 }
 
