@@ -309,3 +309,21 @@ def test_optimizer_and_schedule_follow_the_original():
 
 def test_start_token_and_special_ids():
     assert (PAD_ID, SOS_ID, EOS_ID) == (0, 2, 0)
+
+
+def test_greedy_and_loss_equals_separate_calls():
+    torch.manual_seed(0)
+    model = Code2Seq(30, 12, 9, Code2SeqConfig()).eval()
+    b, c = 3, 7
+    source = torch.randint(0, 30, (b, c, 5))
+    path = torch.randint(1, 12, (b, c, 9))
+    lengths = torch.randint(2, 10, (b, c))
+    target_terminal = torch.randint(0, 30, (b, c, 5))
+    mask = torch.rand(b, c) > 0.3
+    mask[:, 0] = True
+    target = torch.tensor([[3, 4, 0, 0, 0, 0, 0], [5, 0, 0, 0, 0, 0, 0], [3, 5, 6, 7, 8, 3, 0]])
+    ids, score, loss = model.greedy_and_loss(source, path, lengths, target_terminal, mask, target)
+    ids2, score2 = model.greedy(source, path, lengths, target_terminal, mask)
+    with torch.no_grad():
+        loss2 = model(source, path, lengths, target_terminal, mask, target)
+    assert torch.equal(ids, ids2) and torch.allclose(score, score2) and torch.allclose(loss, loss2)

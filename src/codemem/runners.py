@@ -193,11 +193,13 @@ class Code2SeqRunner(MethodNameRunner):
         losses, scores, predictions = [], [], []
         for start in range(0, len(inputs), batch_size):
             batch = self._batch(inputs[start : start + batch_size, : self.max_contexts])
-            ids, score = self.model.greedy(*batch)
+            if labels is not None:
+                ids, score, loss = self.model.greedy_and_loss(*batch, labels[start : start + batch_size].to(self.device))
+                losses.append(loss.cpu())
+            else:
+                ids, score = self.model.greedy(*batch)
             scores.append(score.cpu())
             predictions += [self._name(row) for row in ids.tolist()]
-            if labels is not None:
-                losses.append(self.model(*batch, labels[start : start + batch_size].to(self.device)).cpu())
         return (torch.cat(losses).numpy() if losses else None), _cat(scores), predictions
 
     def _name(self, ids: list[int]) -> str | None:

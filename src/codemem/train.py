@@ -55,8 +55,9 @@ def fingerprint(params: Params, files: list[Path]) -> str:
     # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers.
     ignored = ("epochs", "device", "threads", "eval_batch_size")
     settings = {k: v for k, v in asdict(params.train).items() if k not in ignored}
+    model_settings = {k: v for k, v in asdict(params.model_config()).items() if k != "epochs"}
     h.update(json.dumps([params.model, params.seed, params.noise, settings,
-                         asdict(params.model_config()), params.extract.max_contexts], sort_keys=True).encode())
+                         model_settings, params.extract.max_contexts], sort_keys=True).encode())
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()
@@ -86,7 +87,7 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
     start_epoch = 0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state.get("fingerprint") == print_ and state["epoch"] <= params.train.epochs:
+        if state.get("fingerprint") == print_ and state["epoch"] <= params.epochs:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if scheduler is not None:
@@ -95,14 +96,14 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
             log(f"train: resuming after epoch {start_epoch} from {checkpoint}")
 
     bs = params.train.eval_batch_size
-    for epoch in range(start_epoch, params.train.epochs):
+    for epoch in range(start_epoch, params.epochs):
         began = time.perf_counter()
         model.train()
         torch.manual_seed(params.seed * 100_003 + epoch)  # dropout, order, sampling: a function of (seed, epoch)
         order = torch.randperm(n_train)
         batches = [order[i : i + params.train.batch_size] for i in range(0, n_train, params.train.batch_size)]
         total = 0.0
-        for idx in progress_bar(batches, description=f"epoch {epoch + 1}/{params.train.epochs}"):
+        for idx in progress_bar(batches, description=f"epoch {epoch + 1}/{params.epochs}"):
             loss = runner.train_loss(idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

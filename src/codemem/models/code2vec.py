@@ -28,6 +28,7 @@ class Code2VecConfig:
     learning_rate: float = 1.0e-3  # Adam with TF's defaults (beta 0.9/0.999, eps 1e-7)
     adam_epsilon: float = 1.0e-7
     top_k: int = 10  # predictions scanned for the first possible name (F1)
+    epochs: int = 30  # default run length here (~4 min on 2 CPU cores); the study: 50 (Java-Top10)
 
     @property
     def code_vector_size(self) -> int:
