@@ -69,6 +69,9 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
     if params.train.threads > 0:
         torch.set_num_threads(params.train.threads)
     device = choose_device(params.train.device)
+    # Some CPU kernels (index_put with accumulation, in code2seq's backward) reduce in parallel
+    # in a varying order; the deterministic variants make same params give the same metrics.
+    torch.use_deterministic_algorithms(True, warn_only=True)
     config = params.model_config()
     samples = io.load_samples(samples_dir)
     noisy = corrupt.load_noisy_labels(noisy_dir)
