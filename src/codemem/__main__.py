@@ -98,6 +98,19 @@ def evaluate(p):
 
 
 @app.command()
+def report(plots: Path = typer.Option(Path("plots"), help="Where to write the figures and report.md.")):
+    """Draw the study's figures and table from the DVC experiments run so far (dvc exp show)."""
+    from codemem import report as report_module
+
+    try:
+        result = report_module.run(plots)
+    except RuntimeError as e:
+        console.print(f"[bold red]error[/] (report): {e}")
+        raise typer.Exit(2) from None
+    console.print_json(json.dumps(result))
+
+
+@app.command()
 def check(params: Path = PARAMS):
     """Validate params.yaml and print the resolved settings."""
     from dataclasses import asdict
