@@ -28,7 +28,7 @@ console = Console(stderr=True)
 
 
 def experiment_name(model: str, dataset: str, noise: float, seed: int | None) -> str:
-    name = f"{model}-{dataset}-n{int(round(noise * 100)):03d}"
+    name = f"{model}-{dataset}-n{round(noise * 100):03d}"
     return name if seed is None else f"{name}-s{seed}"
 
 

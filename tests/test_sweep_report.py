@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from test_pipeline import ROOT, repo, sh  # noqa: F401  (repo is a fixture)

@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file to read.")
+PLOTS = typer.Option(Path("plots"), help="Where to write the figures and report.md.")
 
 
 class UserError(Exception):
@@ -98,7 +99,7 @@ def evaluate(p):
 
 
 @app.command()
-def report(plots: Path = typer.Option(Path("plots"), help="Where to write the figures and report.md.")):
+def report(plots: Path = PLOTS):
     """Draw the study's figures and table from the DVC experiments run so far (dvc exp show)."""
     from codemem import report as report_module
 

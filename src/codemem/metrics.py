@@ -74,15 +74,17 @@ def subtoken_f1(true_names: Sequence[str], predicted_names: Sequence[str | None]
         raise ValueError("true_names and predicted_names differ in length")
     tp = fp = fn = 0
     for true, predicted in zip(true_names, predicted_names):
-        true_parts = true.split("|")
-        predicted_parts = predicted.split("|") if predicted else []
-        for part in predicted_parts:
-            if part in true_parts:
-                tp += 1
-            else:
-                fp += 1
-        fn += sum(1 for part in true_parts if part not in predicted_parts)
+        counts = _subtoken_counts(true.split("|"), predicted.split("|") if predicted else [])
+        tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
     return _f1(tp, fp, fn)
+
+
+def _subtoken_counts(true_parts: list[str], predicted_parts: list[str]) -> tuple[int, int, int]:
+    """(TP, FP, FN) of one sample, the rule both originals share: a predicted sub-token found in
+    the true list is a TP (duplicates count), else a FP; a true sub-token not predicted is a FN."""
+    tp = sum(1 for part in predicted_parts if part in true_parts)
+    fn = sum(1 for part in true_parts if part not in predicted_parts)
+    return tp, len(predicted_parts) - tp, fn
 
 
 def critical_sample_ratio(
@@ -130,10 +132,6 @@ def subtoken_f1_code2seq(
         if "".join(true_parts) == "".join(predicted_parts):
             tp += len(true_parts)
             continue
-        for part in predicted_parts:
-            if part in true_parts:
-                tp += 1
-            else:
-                fp += 1
-        fn += sum(1 for part in true_parts if part not in predicted_parts)
+        counts = _subtoken_counts(true_parts, predicted_parts)
+        tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
     return _f1(tp, fp, fn)

@@ -63,7 +63,7 @@ def _entries(node, inside: bool = False):
     elif isinstance(node, dict):
         if inside and isinstance(node.get("data"), dict) and node.get("rev") != "workspace":
             yield node
-        if "experiments" in node and node["experiments"]:
+        if node.get("experiments"):
             yield from _entries(node["experiments"], True)
         if "revs" in node:
             yield from _entries(node["revs"], inside)
@@ -203,7 +203,7 @@ def _grouped(experiments):
 def _published(published: pd.DataFrame | None, model: str, metric: str, noise: float) -> float | None:
     if published is None:
         return None
-    column = f"noise_{int(round(noise * 100))}"
+    column = f"noise_{round(noise * 100)}"
     match = published[(published["model"] == model) & (published["metric"] == metric)]
     if match.empty or column not in match:
         return None
