@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -32,13 +33,13 @@ def tiny_params(corpus: Path) -> dict:
     return params
 
 
-@pytest.fixture
-def repo(tmp_path, tiny_corpus) -> Path:
+def make_repo(tmp_path: Path, params: dict) -> Path:
+    """A git + DVC repository holding the pipeline, its code and `params`, committed."""
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     with open(tmp_path / "params.yaml", "w") as f:
-        YAML().dump(tiny_params(tiny_corpus), f)
+        YAML().dump(params, f)
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "git", "config", "user.name", "codemem test")
     sh(tmp_path, "git", "config", "user.email", "test@localhost")
@@ -46,6 +47,22 @@ def repo(tmp_path, tiny_corpus) -> Path:
     sh(tmp_path, "git", "add", "-A")
     sh(tmp_path, "git", "commit", "-qm", "tiny profile")
     return tmp_path
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_corpus) -> Path:
+    return make_repo(tmp_path, tiny_params(tiny_corpus))
+
+
+def tiny_varmisuse_params() -> dict:
+    """The repository's params (MethodName defaults, fetch.source auto) with a tiny VarMisuse profile:
+    40 stdlib files, two steps of 32 samples, a one-layer GREAT of width 32."""
+    yaml = YAML()
+    params = yaml.load((ROOT / "params.yaml").read_text())
+    params["extract"]["max_files"] = 40
+    params["train"].update(epochs=2, samples_per_step=32, measure_samples=32)
+    params["great"].update(hidden=32, num_layers=1, num_heads=2, attention_dim=32, ff_dim=64)
+    return params
 
 
 def test_repro_then_noise_experiment(repo):
@@ -90,3 +107,34 @@ def test_code2seq_experiment(repo):
     assert metrics["model"] == "code2seq" and metrics["epochs"] == 1
     for key in ("test_f1", "train_f1", "gini", "csr", "test_score"):
         assert 0.0 <= metrics[key] <= 1.0, key
+
+
+def test_varmisuse_experiment_offline(tmp_path):
+    repo = make_repo(tmp_path, tiny_varmisuse_params())
+    sh(repo, "dvc", "exp", "run", "-S", "dataset=stdlib-great", "-S", "model=great")
+    metrics = json.loads((repo / "metrics/metrics.json").read_text())
+    assert (metrics["dataset"], metrics["model"], metrics["epochs"]) == ("stdlib-great", "great", 2)
+    for key in ("loc_acc", "repair_acc", "joint_acc", "no_bug_acc", "gini_loc", "gini_repair", "test_score",
+                "train_loc_acc", "train_repair_acc", "train_joint_acc", "train_no_bug_acc"):  # fmt: skip
+        assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0, key
+    epochs = (repo / "plots/epochs.csv").read_text().splitlines()
+    assert epochs[0].startswith("epoch,samples_seen,train_loss") and len(epochs) == 3
+    assert (repo / "plots/scores.csv").read_text().startswith("rank,score")
+    assert (repo / "plots/curves.png").stat().st_size > 0
+    manifest = json.loads((repo / "build/raw/manifest.json").read_text())
+    assert manifest["version"] == platform.python_version() and len(manifest["source_sha256"]) == 64
+    for split in ("train", "dev", "eval"):
+        assert (repo / f"build/samples/{split}.jsonl").exists()
+
+    # Noise reruns only corrupt, train and evaluate.
+    out = sh(repo, "dvc", "exp", "run", "-S", "noise=0.5")
+    for kept in ("fetch", "extract"):
+        assert f"Stage '{kept}' didn't change, skipping" in out, out
+    assert json.loads((repo / "build/noisy/summary.json").read_text())["changed"] > 0
+
+    # A model of the other task fails at once, saying why.
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    bad = subprocess.run(["dvc", "exp", "run", "-S", "model=code2vec"], cwd=repo, env=env,
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert bad.returncode != 0
+    assert "does not fit dataset `stdlib-great`" in bad.stdout + bad.stderr

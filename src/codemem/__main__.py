@@ -64,7 +64,7 @@ def fetch(p):
 @app.command()
 @stage
 def extract(p):
-    """Parse the corpus into samples: path-contexts (.c2v + compact arrays) and renamable variables."""
+    """Parse the corpus into samples: path-contexts (MethodName) or GREAT JSON lines (VarMisuse)."""
     from codemem import extract as stage_module
 
     return stage_module.run(p)
@@ -82,7 +82,7 @@ def corrupt(p):
 @app.command()
 @stage
 def train(p):
-    """Train `model`, measuring F1, Gini, score and CSR after every epoch (plots/epochs.csv)."""
+    """Train `model`, measuring it after every epoch (VarMisuse: step) into plots/epochs.csv."""
     from codemem import train as stage_module
 
     history = stage_module.run(p)

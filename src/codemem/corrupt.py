@@ -5,6 +5,12 @@ that name's training samples and relabel the first floor(p * n) of them with a n
 from the unique training names other than the true one, so a noisy label never equals the true
 label. Validation and test stay clean. The originals seed from the clock; we seed from params.yaml
 and write down which samples changed.
+
+VarMisuse (`noise_util.py` of the replication package): flip floor(p * n) training samples chosen at
+random. A buggy sample becomes clean (`has_bug` false, `error_location` 0, no repair targets); a
+clean one becomes buggy: its integer `repair_candidates` are shuffled, the last becomes the
+`error_location` and the first three the `repair_targets`. Tokens and edges are not changed, so a
+flipped label contradicts the code: the model can only fit it by memorising. Dev and eval stay clean.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from codemem import io
+from codemem.extract import great
 from codemem.params import Params
 
 
@@ -45,7 +52,72 @@ def corrupt_method_names(labels: list[str], noise: float, rng: np.random.Generat
     return noisy, np.array(sorted(changed), dtype=np.int64)
 
 
+def flip_varmisuse(sample: dict, rng: np.random.Generator) -> dict:
+    """One VarMisuse label flipped as the study's `buggy_to_correct` / `correct_to_buggy` do; a new
+    dict (the input is not changed). A clean sample without integer candidates cannot be made buggy
+    and comes back unchanged."""
+    flipped = dict(sample)
+    if sample["has_bug"]:
+        flipped |= {"has_bug": False, "error_location": 0, "repair_targets": []}
+        if "bug_kind" in sample:
+            flipped |= {"bug_kind": 0, "bug_kind_name": "NONE"}
+        return flipped
+    candidates = great.candidate_positions(sample)
+    if not candidates:
+        return flipped
+    rng.shuffle(candidates)
+    flipped |= {"has_bug": True, "error_location": candidates[-1], "repair_targets": candidates[:3]}
+    if "bug_kind" in sample:
+        flipped |= {"bug_kind": 1, "bug_kind_name": "VARIABLE_MISUSE"}
+    return flipped
+
+
+def corrupt_varmisuse(samples: list[dict], noise: float, rng: np.random.Generator) -> tuple[list[dict], np.ndarray]:
+    """Return (noisy samples, indices of the flipped samples, sorted).
+
+    Exactly floor(noise * n) samples, drawn without replacement, are flipped by `flip_varmisuse`
+    (a clean sample with no integer candidate cannot be flipped; it is not counted). The inputs are
+    not changed; unflipped samples are returned as the same objects.
+    """
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must be in [0, 1], got {noise}")
+    chosen = np.sort(rng.permutation(len(samples))[: math.floor(noise * len(samples))])
+    noisy, flipped = list(samples), []
+    for i in chosen.tolist():  # ascending, so each sample's shuffle depends only on the seed
+        noisy[i] = flip_varmisuse(samples[i], rng)
+        if noisy[i]["has_bug"] != samples[i]["has_bug"]:
+            flipped.append(i)
+    return noisy, np.array(flipped, dtype=np.int64)
+
+
+def run_varmisuse(params: Params, samples_dir: Path, out_dir: Path) -> dict:
+    samples = list(great.read_shards(samples_dir / "train.jsonl", validate=False))
+    rng = np.random.default_rng([params.seed, 1])  # stream 1: noise, as for MethodName
+    noisy, flipped = corrupt_varmisuse(samples, params.noise, rng)
+    rows = ["sample\ttrue_bug\tnoisy_bug\terror_location\trepair_targets"]
+    rows += [f"{i}\t{int(samples[i]['has_bug'])}\t{int(noisy[i]['has_bug'])}\t{noisy[i]['error_location']}\t"
+             f"{','.join(map(str, noisy[i]['repair_targets']))}" for i in flipped.tolist()]
+    buggy = sum(s["has_bug"] for s in samples)
+    summary = {
+        "noise": params.noise,
+        "seed": params.seed,
+        "train_samples": len(samples),
+        "changed": len(flipped),
+        "buggy_to_clean": int(sum(samples[i]["has_bug"] for i in flipped.tolist())),
+        "buggy_before": buggy,
+        "buggy_after": sum(s["has_bug"] for s in noisy),
+    }
+    summary["clean_to_buggy"] = summary["changed"] - summary["buggy_to_clean"]
+    with io.atomic_dir(out_dir) as tmp:
+        great.write_shard(tmp / "train.jsonl", noisy, validate=False)
+        (tmp / "flips.tsv").write_text("\n".join(rows) + "\n")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def run(params: Params, samples_dir: Path = Path("build/samples"), out_dir: Path = Path("build/noisy")) -> dict:
+    if params.task == "varmisuse":
+        return run_varmisuse(params, Path(samples_dir), Path(out_dir))
     data = io.load_samples(samples_dir, formats=())
     labels = [str(data.labels[i]) for i in data.split_labels["train"]]
     rng = np.random.default_rng([params.seed, 1])  # stream 1: noise (0 is extraction)

@@ -8,20 +8,30 @@ path (a zip or a folder of .java files: a user's own corpus), `$JAVA_HOME/lib/sr
 written deterministically (sorted names, fixed timestamps), so the same sources give the same
 bytes and DVC skips everything downstream. The manifest records what was used: path, version,
 sha256.
+
+VarMisuse datasets write the same kind of zip:
+- `stdlib` (stdlib-great): the `.py` files of the running Python's standard library, without test
+  folders and site-packages (the file list of `extract.python.corpus_files`), or of the folder in
+  `fetch.source`; the manifest records the Python version and `stdlib_version`'s sha256.
+- `great-shards` (py150-great): the published GREAT shards from the folder in `fetch.source`, as
+  `train/`, `dev/`, `eval/` members, each shard's sha256 recorded. Downloading them is not done yet.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-from codemem import io
+from codemem import datasets, io
 from codemem.io import sha256_file
 from codemem.params import Params
 from codemem.progress import progress_bar
@@ -100,28 +110,134 @@ def _members(source: Path) -> tuple[list[tuple[str, object]], str]:
     raise FetchError(f"fetch.source {source} is neither a folder nor a zip file of .java sources")
 
 
+def write_zip(members: list[tuple[str, object]], read: Callable[[object], bytes], out_zip: Path) -> int:
+    """Write (name, handle) members, in the order given, into a deterministic zip (fixed timestamps,
+    one compression level), reading each with `read(handle)`; return the bytes written."""
+    total = 0
+    with zipfile.ZipFile(out_zip, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as out:
+        for name, handle in progress_bar(members, description="fetch: copying sources"):
+            data = read(handle)
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(info, data, compresslevel=1)
+            total += len(data)
+    return total
+
+
+def _read_file(path) -> bytes:
+    return Path(path).read_bytes()
+
+
 def write_corpus(source: Path, out_zip: Path) -> dict:
     """Copy the kept .java files of `source` into a deterministic zip; return counts."""
     members, kind = _members(source)
     if not members:
         raise FetchError(f"{source} holds no .java files to extract from")
-    total = 0
     src_zip = zipfile.ZipFile(source) if kind == "zip" else None
     try:
-        with zipfile.ZipFile(out_zip, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as out:
-            for name, handle in progress_bar(members, description="fetch: copying sources"):
-                data = src_zip.read(handle) if src_zip else Path(handle).read_bytes()
-                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                out.writestr(info, data, compresslevel=1)
-                total += len(data)
+        total = write_zip(members, src_zip.read if src_zip else _read_file, out_zip)
     finally:
         if src_zip:
             src_zip.close()
     return {"files": len(members), "bytes": total, "kind": kind}
 
 
+def fetch_stdlib(params: Params, out_dir: Path) -> dict:
+    """stdlib-great: the standard library's .py files (or those of the folder in fetch.source)."""
+    from codemem.extract.python import corpus_files, stdlib_version
+
+    if params.fetch.source == "auto":
+        root, origin = Path(sysconfig.get_paths()["stdlib"]), "Python standard library"
+    else:
+        root, origin = Path(params.fetch.source).expanduser(), "fetch.source"
+        if not root.is_dir():
+            raise FetchError(f"fetch.source {root} is not a folder: for {params.dataset} set it to a folder of "
+                             ".py files, or to auto (the running Python's standard library)")
+    files = corpus_files(root)  # the extractor's own file list: no test folders, no site-packages
+    if not files:
+        raise FetchError(f"{root} holds no .py files to build VarMisuse samples from")
+    version = stdlib_version(root)
+    manifest = {
+        "dataset": params.dataset,
+        "origin": origin,
+        "source": str(root),
+        "version": version["python"] if origin != "fetch.source" else "n/a",
+        "implementation": version["implementation"],
+        "source_sha256": version["sha256"],  # over relative paths and file contents
+    }
+    with io.atomic_dir(out_dir) as tmp:
+        total = write_zip([(rel, root / rel) for rel in files], _read_file, tmp / "corpus.zip")
+        manifest |= {"files": len(files), "bytes": total, "kind": "folder"}
+        manifest["corpus_sha256"] = sha256_file(tmp / "corpus.zip")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+GREAT_SPLITS = ("train", "dev", "eval")
+
+
+def great_shards(root: Path) -> list[tuple[str, Path]]:
+    """(zip member name `split/file`, path) of the published shards under root, sorted. A shard's
+    split is its name's prefix (`train__VARIABLE_MISUSE__SStuB.txt-00000-of-00300`) or its folder."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        rel = path.relative_to(root)
+        split = next((s for s in GREAT_SPLITS if path.name.startswith(f"{s}__")), None)
+        split = split or next((s for s in GREAT_SPLITS if s in rel.parts[:-1]), None)
+        if split:
+            found.append((f"{split}/{path.name}", path))
+    return sorted(found)
+
+
+def fetch_great_shards(params: Params, out_dir: Path) -> dict:
+    """py150-great: copy the published shards named by fetch.source (no download yet)."""
+    if params.fetch.source == "auto":
+        raise FetchError(
+            f"dataset {params.dataset} needs the published Py150-Great shards (google-research-datasets/great): "
+            "set `fetch.source` to the folder holding them (train/, dev/, eval/ JSON-lines files), e.g. "
+            f"`dvc exp run -S dataset={params.dataset} -S fetch.source=/path/to/great`. Downloading them is "
+            "not supported yet; `stdlib-great` runs offline."
+        )
+    root = Path(params.fetch.source).expanduser()
+    if not root.is_dir():
+        raise FetchError(f"fetch.source {root} is not a folder of Py150-Great shards (train/, dev/, eval/)")
+    members = great_shards(root)
+    splits = {s: sum(name.startswith(f"{s}/") for name, _ in members) for s in GREAT_SPLITS}
+    if not splits["train"] or not splits["eval"]:
+        raise FetchError(f"{root} holds no {' or '.join(s for s in ('train', 'eval') if not splits[s])} shards: "
+                         "expected files like train/train__VARIABLE_MISUSE__SStuB.txt-00000-of-00300")
+    shard_sha = {name: sha256_file(path) for name, path in members}
+    manifest = {
+        "dataset": params.dataset,
+        "origin": "fetch.source",
+        "source": str(root),
+        "version": "n/a",
+        "source_sha256": _digest(shard_sha),
+        "shards": splits,
+        "shard_sha256": shard_sha,
+    }
+    with io.atomic_dir(out_dir) as tmp:
+        total = write_zip(members, _read_file, tmp / "corpus.zip")
+        manifest |= {"files": len(members), "bytes": total, "kind": "folder"}
+        manifest["corpus_sha256"] = sha256_file(tmp / "corpus.zip")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _digest(hashes: dict[str, str]) -> str:
+    """One sha256 over (name, sha256) pairs, as `stdlib_version` computes it."""
+    h = hashlib.sha256()
+    for name, digest in sorted(hashes.items()):
+        h.update(f"{name}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
 def run(params: Params, out_dir: Path = Path("build/raw")) -> dict:
+    kind = datasets.get(params.dataset).kind
+    if kind == "stdlib":
+        return fetch_stdlib(params, out_dir)
+    if kind == "great-shards":
+        return fetch_great_shards(params, out_dir)
     with tempfile.TemporaryDirectory() as scratch:
         if params.fetch.source != "auto":
             source = Path(params.fetch.source).expanduser()

@@ -41,6 +41,7 @@ class ExtractParams:
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train / val / test, by package
     max_file_bytes: int = 2_000_000
     workers: int = 0  # 0 = one per CPU core
+    max_files: int = 0  # VarMisuse: build samples from the first N corpus files / shards only (0 = all)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class TrainParams:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads, 0 = torch's default
     csr: bool = True  # critical sample ratio every epoch (MethodName)
+    # VarMisuse: an "epoch" is a step of this many training samples, then a measurement pass (the
+    # original: valid_interval 250,000); the default fits the base models on 2 CPU cores.
+    samples_per_step: int = 256
+    # VarMisuse: samples measured after each step, per split (a fixed seeded subset; 0 = all). The
+    # original evaluates at most 25,000 held-out samples (max_valid_samples).
+    measure_samples: int = 200
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ def validate(p: Params) -> None:
          "extract.max_contexts_stored must be >= extract.max_contexts"),
         (p.extract.top_names >= 1, "extract.top_names must be >= 1"),
         (p.extract.per_name >= 0, "extract.per_name must be >= 0 (0 = no cap)"),
+        (p.extract.max_files >= 0, "extract.max_files must be >= 0 (0 = all files)"),
+        (p.train.samples_per_step >= 1, "train.samples_per_step must be >= 1"),
+        (p.train.measure_samples >= 0, "train.measure_samples must be >= 0 (0 = all)"),
         (all(s >= 0 for s in p.extract.split) and abs(sum(p.extract.split) - 1.0) < 1e-6 and p.extract.split[2] > 0,
          "extract.split must be three non-negative shares (train, val, test) summing to 1 with test > 0"),
         (p.train.device == "auto" or p.train.device == "cpu" or p.train.device.startswith("cuda"),

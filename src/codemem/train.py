@@ -10,6 +10,9 @@ same metrics as an uninterrupted one.
 
 The per-sample training loss is measured in a separate pass after the epoch (dropout off, one fixed
 model), not logged inside the training step as the authors' patch did; see ORIGINALS.md.
+
+This module is MethodName's loop; VarMisuse has its own (`codemem.varmisuse`, steps of N samples,
+token-budget batches), which `run` hands over to and which shares the helpers below.
 """
 
 from __future__ import annotations
@@ -63,9 +66,28 @@ def fingerprint(params: Params, files: list[Path]) -> str:
     return h.hexdigest()
 
 
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a checkpoint atomically (temporary file, then rename): a kill never leaves half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def load_checkpoint(path: Path, print_: str, epochs: int, device) -> dict | None:
+    """The checkpoint's state if it belongs to this run (same fingerprint, not past `epochs`), else None."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    return state if state.get("fingerprint") == print_ and state["epoch"] <= epochs else None
+
+
 def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build/noisy"),
         model_dir=Path("build/model"), logs_dir=Path("build/logs"), checkpoint=Path("build/checkpoints/train.pt"),
         epochs_csv=Path("plots/epochs.csv")) -> list[dict]:  # fmt: skip
+    if params.task == "varmisuse":
+        from codemem import varmisuse
+
+        return varmisuse.run(params, samples_dir, noisy_dir, model_dir, logs_dir, checkpoint, epochs_csv)
     if params.train.threads > 0:
         torch.set_num_threads(params.train.threads)
     device = choose_device(params.train.device)
@@ -88,15 +110,13 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
     history: list[dict] = []
     per_sample: dict[str, list[np.ndarray]] = {k: [] for k in ("train_loss", "train_score", "test_score")}
     start_epoch = 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state.get("fingerprint") == print_ and state["epoch"] <= params.epochs:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            history, per_sample, start_epoch = state["history"], state["per_sample"], state["epoch"]
-            log(f"train: resuming after epoch {start_epoch} from {checkpoint}")
+    if state := load_checkpoint(checkpoint, print_, params.epochs, device):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history, per_sample, start_epoch = state["history"], state["per_sample"], state["epoch"]
+        log(f"train: resuming after epoch {start_epoch} from {checkpoint}")
 
     bs = params.train.eval_batch_size
     for epoch in range(start_epoch, params.epochs):
@@ -144,9 +164,7 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
         state = {"fingerprint": print_, "epoch": epoch + 1, "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
                  "history": history, "per_sample": per_sample}  # fmt: skip
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, checkpoint.with_suffix(".tmp"))
-        os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
+        save_checkpoint(checkpoint, state)
 
     with io.atomic_dir(model_dir) as tmp:
         torch.save({"model": model.state_dict(), "config": asdict(config), "vocab": runner.vocab}, tmp / "model.pt")

@@ -1,4 +1,5 @@
-"""extract: source code -> samples, one module per language (java.py, python.py) and per task."""
+"""extract: source code -> samples, one module per language (java.py, python.py) and per task
+(methodname.py: path-contexts for code2vec/code2seq; varmisuse.py: GREAT-format JSON lines)."""
 
 from __future__ import annotations
 
@@ -8,4 +9,8 @@ def run(params):
         from codemem.extract import methodname
 
         return methodname.run(params)
+    if params.task == "varmisuse":
+        from codemem.extract import varmisuse
+
+        return varmisuse.run(params)
     raise NotImplementedError(f"no extractor for task {params.task!r}")

@@ -17,22 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codemem.extract.great import LOADER_EDGE_INDEX, loader_edges
+
 # Edge relations as renumbered by ICLR20-Great's `data/data_loader.py`. An edge of relation r from token i
 # to token j becomes type 2r (i -> j) plus its reverse, type 2r + 1 (j -> i): 11 relations fill 22 of the
-# config's 24 type slots.
-EDGE_TYPES = {
-    "CFG_NEXT": 0,
-    "LAST_READ": 1,
-    "LAST_WRITE": 2,
-    "COMPUTED_FROM": 3,
-    "RETURNS_TO": 4,
-    "FORMAL_ARG_NAME": 5,
-    "FIELD": 6,
-    "SYNTAX": 7,
-    "NEXT_SYNTAX": 8,
-    "LAST_LEXICAL_USE": 9,
-    "CALLS": 10,
-}
+# config's 24 type slots. The mapping itself lives in one place, `codemem.extract.great` (the data format).
+EDGE_TYPES = {name.removeprefix("enum_"): i for name, i in LOADER_EDGE_INDEX.items()}
 
 
 @dataclass(frozen=True)
@@ -48,18 +38,17 @@ class VarMisuseConfig:
     clip_norm: float = 0.25  # global gradient-norm clipping
     max_batch_tokens: int = 12500  # `max_batch_size`: padded tokens per batch
     max_length: int = 512  # `max_sequence_length`: longer functions are skipped
+    # Not the original's: the default run length here, in steps of `train.samples_per_step` samples
+    # (the original: up to 100 steps of 250,000). 5 steps of 256 samples fit ~15 min on 2 CPU cores.
+    epochs: int = 5
 
 
 def directed_edges(edges: list) -> list[tuple[int, int, int]]:
     """GREAT-format JSON edges `[from, to, type_id_or_x, type_name]` -> `(type_slot, from, to)` triples,
-    forward edges first, then their reverses, as `parse_edges` in the original's data loader.
-    Relations are looked up by name (with or without the `enum_` prefix); unknown names are dropped."""
-    forward = []
-    for src, dst, *rest in edges:
-        name = str(rest[-1]).removeprefix("enum_")
-        if name in EDGE_TYPES:
-            forward.append((2 * EDGE_TYPES[name], src, dst))
-    return forward + [(t + 1, dst, src) for t, src, dst in forward]
+    forward edges first, then their reverses: `great.loader_edges` (the original's `parse_edges`), also
+    accepting relation names without the `enum_` prefix. Unknown names are dropped."""
+    named = [[e[0], e[1], None, "enum_" + str(e[-1]).removeprefix("enum_")] for e in edges]
+    return loader_edges(named)
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

@@ -1,0 +1,226 @@
+"""VarMisuse wired into the stages: noise, batching, metrics, fetch/extract of both datasets, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import shutil
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from codemem import corrupt, evaluate, extract, fetch, train
+from codemem import varmisuse as V
+from codemem.extract import great
+from codemem.models.varmisuse import directed_edges
+from codemem.params import ParamsError, from_dict
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+FIXTURE = Path(__file__).parent / "fixtures" / "great" / "dev"
+TINY_GREAT = {"hidden": 32, "num_layers": 1, "num_heads": 2, "attention_dim": 32, "ff_dim": 64}
+
+
+def sample(has_bug: bool, candidates: list, loc: int = 0, targets: list | None = None) -> dict:
+    return {"source_tokens": ["#NEWLINE#"] + [f"t{i}" for i in range(1, 12)], "has_bug": has_bug,
+            "error_location": loc, "repair_targets": targets or [], "repair_candidates": candidates,
+            "edges": [[1, 2, 9, "enum_NEXT_SYNTAX"]], "bug_kind": int(has_bug),
+            "bug_kind_name": "VARIABLE_MISUSE" if has_bug else "NONE"}  # fmt: skip
+
+
+# ---- noise ---------------------------------------------------------------------------------------
+def mixed(n: int = 40) -> list[dict]:
+    return [sample(True, [1, 2, 3, 5], loc=4, targets=[2, 5]) if i % 2 else
+            sample(False, [1, 3, 6, 8, 10, "x", 2, 7, "y"]) for i in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.25, 0.5, 0.75, 1.0])
+def test_noise_flips_exactly_the_share(noise):
+    samples = mixed(40)
+    noisy, flipped = corrupt.corrupt_varmisuse(samples, noise, np.random.default_rng(0))
+    assert len(flipped) == int(noise * 40)
+    changed = [i for i, (a, b) in enumerate(zip(samples, noisy)) if a["has_bug"] != b["has_bug"]]
+    assert changed == flipped.tolist()
+    assert all(noisy[i] is samples[i] for i in set(range(40)) - set(changed))  # the rest untouched
+
+
+def test_noise_rules_buggy_to_clean_and_clean_to_buggy():
+    samples = mixed(40)
+    before = json.dumps(samples)
+    noisy, flipped = corrupt.corrupt_varmisuse(samples, 1.0, np.random.default_rng(3))
+    assert json.dumps(samples) == before and len(flipped) == 40  # the input is not changed
+    for old, new in zip(samples, noisy):
+        assert new["source_tokens"] == old["source_tokens"] and new["edges"] == old["edges"]
+        assert new["repair_candidates"] == old["repair_candidates"]
+        if old["has_bug"]:
+            assert (new["has_bug"], new["error_location"], new["repair_targets"]) == (False, 0, [])
+            assert (new["bug_kind"], new["bug_kind_name"]) == (0, "NONE")
+        else:  # shuffled integer candidates: location = the last, targets = the first three
+            ints = [1, 3, 6, 8, 10, 2, 7]
+            assert new["has_bug"] and new["bug_kind"] == 1
+            assert new["error_location"] in ints and len(new["repair_targets"]) == 3
+            assert set(new["repair_targets"]) <= set(ints) - {new["error_location"]}
+    # Seven candidates: the shuffle differs between samples.
+    assert len({tuple(n["repair_targets"]) for n in noisy if n["has_bug"]}) > 1
+    for n in noisy:
+        great.validate_sample(n)
+
+
+def test_noise_same_seed_same_flips():
+    samples = mixed(40)
+    a = corrupt.corrupt_varmisuse(samples, 0.5, np.random.default_rng([7, 1]))
+    b = corrupt.corrupt_varmisuse(samples, 0.5, np.random.default_rng([7, 1]))
+    c = corrupt.corrupt_varmisuse(samples, 0.5, np.random.default_rng([8, 1]))
+    assert a[1].tolist() == b[1].tolist() and json.dumps(a[0]) == json.dumps(b[0])
+    assert a[1].tolist() != c[1].tolist()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        corrupt.corrupt_varmisuse(samples, 1.5, np.random.default_rng(0))
+
+
+# ---- batching and metrics ------------------------------------------------------------------------
+def test_token_budget_batching():
+    lengths = np.random.default_rng(0).integers(5, 512, size=400)
+    batches = V.token_budget_batches(lengths, 2000, np.random.default_rng(1), buffer_batches=5)
+    assert sorted(i for b in batches for i in b) == list(range(400))  # each sample once
+    assert all(lengths[b].max() * len(b) <= 2000 for b in batches)
+    assert V.token_budget_batches(lengths, 2000, np.random.default_rng(1), buffer_batches=5) == batches
+    # Similar lengths go together: far less padding than batches in the given order would need.
+    padded = sum(lengths[b].max() * len(b) for b in batches)
+    assert padded < 1.3 * lengths.sum()
+    assert V.token_budget_batches(np.array([3000, 10]), 2000, np.random.default_rng(0)) in ([[0], [1]], [[1], [0]])
+    greedy = V.measure_batches(lengths, 2000)
+    assert sorted(i for b in greedy for i in b) == list(range(400))
+    assert all(lengths[b].max() * len(b) <= 2000 for b in greedy)
+
+
+def test_step_samples_walk_an_endless_seeded_stream():
+    steps = [V.step_samples(10, 4, k, seed=1) for k in range(5)]
+    stream = np.concatenate(steps)
+    assert all(sorted(stream[i : i + 10]) == list(range(10)) for i in (0, 10))  # passes 1 and 2
+    assert np.array_equal(V.step_samples(10, 4, 3, seed=1), steps[3])
+
+
+def test_accuracies_and_both_ginis_on_a_hand_computed_case():
+    m = {
+        "has_bug": np.array([True, True, False, False]),
+        "loc_correct": np.array([1, 0, 1, 1.0]), "repair_correct": np.array([1, 1, 0, 0.0]),
+        "joint_correct": np.array([1, 0, 0, 0.0]), "no_bug_correct": np.array([0, 0, 1, 0.0]),
+        "loc_loss": np.array([0.0, 1.0, 1.0, 2.0]), "repair_loss": np.array([1.0, 3.0, 0.0, 0.0]),
+        "loc_prob": np.array([0.5, 0.25, 1.0, 0.25]), "repair_mass": np.array([0.9, 0.6, 0.0, 0.0]),
+    }  # fmt: skip
+    s = V.summarize(m)
+    # Localization, repair and joint over the two buggy samples, no-bug over the two clean ones.
+    assert (s["loc_acc"], s["repair_acc"], s["joint_acc"], s["no_bug_acc"]) == (0.5, 1.0, 0.5, 0.5)
+    # Gini: sum_ij |Li - Lj| / (2 n sum L). Location over all four: 2 * (1+1+2+0+1+1) / (2*4*4).
+    assert s["gini_loc"] == pytest.approx(12 / 32)
+    # Repair over the buggy samples only (clean ones have no repair loss): 2 * 2 / (2*2*4).
+    assert s["gini_repair"] == pytest.approx(0.25)
+    assert s["score"] == pytest.approx(0.5) and s["repair_mass"] == pytest.approx(0.75)
+    assert s["loc_loss"] == pytest.approx(1.0) and s["repair_loss"] == pytest.approx(2.0)
+
+
+def test_one_edge_mapping_and_collate():
+    edges = [[3, 5, 2, "enum_LAST_READ"], [0, 1, 9, "enum_NEXT_SYNTAX"], [1, 2, 99, "enum_UNKNOWN"]]
+    assert directed_edges(edges) == great.loader_edges(edges) == [(2, 3, 5), (16, 0, 1), (3, 5, 3), (17, 1, 0)]
+    split = V.encode_samples([sample(True, [1, 2, 3], loc=2, targets=[3]), sample(False, [4, 5])],
+                             great.GreatVocabulary(), 10, 512)  # fmt: skip
+    b = V.collate(split, [1, 0], "cpu")
+    assert b.subtokens.shape[:2] == (2, 12) and b.token_mask.all()
+    assert b.has_bug.tolist() == [False, True] and b.error_location.tolist() == [0, 2]
+    assert b.targets[1].nonzero().flatten().tolist() == [3] and b.candidates[0].nonzero().flatten().tolist() == [4, 5]
+    assert b.edges.tolist() == [[0, 16, 1, 2], [0, 17, 2, 1], [1, 16, 1, 2], [1, 17, 2, 1]]
+    long = V.encode_samples([sample(False, [1]) | {"source_tokens": ["x"] * 600}], great.GreatVocabulary(), 10, 512)
+    assert len(long) == 0 and long.skipped_too_long == 1
+
+
+# ---- params, fetch, extract ----------------------------------------------------------------------
+def test_a_model_that_does_not_fit_is_a_clear_error():
+    with pytest.raises(ParamsError, match="`code2vec` does not fit dataset `stdlib-great`.*transformer, great, ggnn"):
+        from_dict({"dataset": "stdlib-great", "model": "code2vec"})
+    with pytest.raises(ParamsError, match="`great` does not fit dataset `jdk-top10`"):
+        from_dict({"model": "great"})
+    p = from_dict({"dataset": "py150-great", "model": "ggnn", "ggnn": {"time_steps": [1, 1, 1, 1]}})
+    assert p.task == "varmisuse" and p.model_config().time_steps == (1, 1, 1, 1)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_py150_great_needs_its_shards(workdir):
+    with pytest.raises(fetch.FetchError, match="set `fetch.source` to the folder"):
+        fetch.run(from_dict({"dataset": "py150-great", "model": "great"}))
+    with pytest.raises(fetch.FetchError, match="no train or eval shards"):
+        fetch.run(from_dict({"dataset": "py150-great", "model": "great", "fetch": {"source": str(FIXTURE.parent)}}))
+    shards = workdir / "great"
+    for split in ("train", "dev", "eval"):
+        (shards / split).mkdir(parents=True)
+        shutil.copy(next(FIXTURE.iterdir()), shards / split / f"{split}__VARIABLE_MISUSE__SStuB.txt-00000-of-00001")
+    params = from_dict({"dataset": "py150-great", "model": "great", "fetch": {"source": str(shards)}})
+    manifest = fetch.run(params)
+    assert manifest["shards"] == {"train": 1, "dev": 1, "eval": 1} and len(manifest["source_sha256"]) == 64
+    counts = extract.run(params)
+    assert (counts["train"], counts["dev"], counts["eval"]) == (3, 3, 3)
+    assert list(great.read_shards("build/samples/train.jsonl")) == list(great.read_shards(FIXTURE))
+
+
+def small_corpus(root: Path) -> Path:
+    root.mkdir()
+    for name in ("textwrap.py", "colorsys.py", "bisect.py", "heapq.py", "shlex.py", "fnmatch.py"):
+        shutil.copy(STDLIB / name, root / name)
+    return root
+
+
+def test_stdlib_fetch_records_python_and_hashes(workdir):
+    manifest = fetch.run(from_dict({"dataset": "stdlib-great", "model": "great"}))
+    assert manifest["version"] == platform.python_version() and manifest["origin"] == "Python standard library"
+    assert manifest["files"] > 500 and len(manifest["source_sha256"]) == 64
+    with zipfile.ZipFile("build/raw/corpus.zip") as z:
+        names = z.namelist()
+    assert "textwrap.py" in names and not any(n.startswith(("test/", "site-packages/")) for n in names)
+    first = Path("build/raw/corpus.zip").read_bytes()
+    fetch.run(from_dict({"dataset": "stdlib-great", "model": "great"}))
+    assert Path("build/raw/corpus.zip").read_bytes() == first  # deterministic bytes
+
+
+def test_tiny_training_resumes_to_identical_metrics(workdir):
+    params = from_dict({
+        "dataset": "stdlib-great", "model": "great", "noise": 0.5,
+        "fetch": {"source": str(small_corpus(workdir / "lib"))},
+        "extract": {"split": [0.6, 0.0, 0.4]},
+        "train": {"epochs": 2, "samples_per_step": 48, "measure_samples": 40},
+        "great": TINY_GREAT,
+    })  # fmt: skip
+    fetch.run(params)
+    report = extract.run(params)
+    assert report["train"] > 48 and report["eval"] > 0
+    summary = corrupt.run(params)
+    assert summary["changed"] == int(0.5 * report["train"])
+    flips = Path("build/noisy/flips.tsv").read_text().splitlines()
+    assert len(flips) == summary["changed"] + 1
+
+    checkpoint = Path("build/checkpoints/train.pt")
+    uninterrupted = pd.DataFrame(train.run(params))
+    logs = dict(np.load("build/logs/per_sample.npz"))
+    assert logs["test_score"].shape == (2, min(40, report["eval"])) and logs["train_loc_loss"].shape == (2, 40)
+    checkpoint.unlink()
+    train.run(dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=1)))  # "killed"
+    resumed = pd.DataFrame(train.run(params))
+    columns = [c for c in uninterrupted.columns if not c.endswith("seconds")]
+    pd.testing.assert_frame_equal(uninterrupted[columns], resumed[columns])
+    assert all(np.array_equal(v, np.load("build/logs/per_sample.npz")[k]) for k, v in logs.items())
+
+    result = evaluate.run(params)
+    for key in ("loc_acc", "repair_acc", "joint_acc", "no_bug_acc", "gini_loc", "gini_repair", "test_score",
+                "train_loc_acc", "train_repair_acc"):  # fmt: skip
+        assert result[key] is None or 0.0 <= result[key] <= 1.0, key
+    assert result["epochs"] == 2 and result["model"] == "great" and result["noise"] == 0.5
+    assert Path("plots/scores.csv").read_text().startswith("rank,score")
+    assert Path("plots/curves.png").stat().st_size > 0 and torch.load("build/model/model.pt")["config"]["hidden"] == 32
