@@ -37,7 +37,7 @@ def test_sweep_report_and_offline_plots(repo):  # noqa: F811
 
     # dvc plots render offline: the template inlines vega, no CDN script.
     shutil.copy(ROOT / "repro/plots-template.html", repo / "plots-template.html")
-    sh(repo, "dvc", "config", "plots.html_template", "plots-template.html")
+    sh(repo, "dvc", "config", "plots.html_template", "../plots-template.html")  # relative to .dvc/
     sh(repo, "dvc", "plots", "show", "-o", "page")
     html = (repo / "page/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
