@@ -17,7 +17,6 @@ token-budget batches), which `run` hands over to and which shares the helpers be
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -176,12 +175,5 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
             "train_dropped_no_context": len(noisy) - n_train, "vocab": runner.vocab,
             "parameters": count_trainable(model), "device": str(device),
         }, indent=2) + "\n")  # fmt: skip
-    epochs_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp_csv = epochs_csv.with_suffix(".tmp")
-    with open(tmp_csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EPOCH_COLUMNS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp_csv, epochs_csv)
+    io.write_epochs_csv(history, epochs_csv, EPOCH_COLUMNS)
     return history

@@ -25,9 +25,7 @@ same metrics as an uninterrupted one.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -357,11 +355,4 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
 
 
 def write_csv(history: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=EPOCH_COLUMNS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
+    io.write_epochs_csv(history, path, EPOCH_COLUMNS)
