@@ -15,6 +15,7 @@ is non-zero when any failed. Afterwards `python -m codemem report` draws the fig
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -78,33 +79,58 @@ def sequential(points: list[dict], extra: list[str]) -> list[dict]:
     return results
 
 
+def queue_tasks() -> dict[str, tuple[str, str]]:
+    """`dvc queue status` as {task rev: (experiment name, status)}."""
+    tasks = {}
+    for line in run(["dvc", "queue", "status"]).stdout.splitlines():
+        cells = line.split()
+        if len(cells) >= 4 and cells[-1] in ("Queued", "Running", "Success", "Failed"):
+            tasks[cells[0]] = (cells[1], cells[-1])
+    return tasks
+
+
+def stop_workers(timeout: float = 60) -> None:
+    """Ask DVC's queue workers to stop and wait until none is left (idle workers would stay alive)."""
+    run(["dvc", "queue", "stop"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "Worker status: 0 active, 0 idle" in run(["dvc", "queue", "status"]).stdout:
+            return
+        time.sleep(1)
+    console.print("[yellow]DVC queue workers still listed; `dvc queue stop --kill` ends them")
+
+
 def queued(points: list[dict], extra: list[str], jobs: int) -> list[dict]:
+    before = set(queue_tasks())  # tasks of earlier sweeps stay listed; ours are the new ones
     for point in points:
         done = run(["dvc", "exp", "run", "--queue", "-n", point["name"], *overrides(point, extra)])
         if done.returncode != 0:
-            console.print(f"[red]could not queue[/] {point['name']}: {done.stderr.strip()}")
+            console.print(f"[red]could not queue[/] {point['name']}: {(done.stderr or done.stdout).strip()}")
+    ours = {name: rev for rev, (name, _) in queue_tasks().items() if rev not in before}
     began = time.perf_counter()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         start = run(["dvc", "queue", "start", "-j", str(jobs)])
         if start.returncode != 0:
-            raise RuntimeError(start.stderr)
-        with console.status("running queued experiments (dvc queue status)"):
+            raise RuntimeError(f"dvc queue start failed: {start.stderr.strip()}")
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task(f"sweep: {jobs} DVC queue workers", total=len(ours))
             while True:
-                listing = run(["dvc", "queue", "status"]).stdout
-                if not any(word in listing for word in ("Queued", "Running")):
+                status = {rev: state for rev, (_, state) in queue_tasks().items() if rev in ours.values()}
+                progress.update(task, completed=sum(s in ("Success", "Failed") for s in status.values()))
+                if not any(s in ("Queued", "Running") for s in status.values()):
                     break
                 time.sleep(5)
     finally:
-        run(["dvc", "queue", "stop"])  # idle workers would otherwise stay alive
-    listing = run(["dvc", "queue", "status"]).stdout
+        stop_workers()
+    status = {rev: state for rev, (_, state) in queue_tasks().items()}
     results = []
     for point in points:
-        line = next((x for x in listing.splitlines() if point["name"] in x), "")
-        ok = "Success" in line
-        results.append(point | {"ok": ok, "seconds": None, "error": "" if ok else line})
-        if not ok:
-            console.print(f"[red]FAILED[/] {point['name']}: {line or 'not in the queue listing'} "
-                          f"(see `dvc queue logs {point['name']}`)")  # fmt: skip
+        state = status.get(ours.get(point["name"], ""), "not queued")
+        ok = state == "Success"
+        results.append(point | {"ok": ok, "seconds": None, "error": "" if ok else state})
+        console.print(f"[green]done[/] {point['name']}" if ok else
+                      f"[red]FAILED[/] {point['name']}: {state} (see `dvc queue logs {point['name']}`)")  # fmt: skip
     console.print(f"queue finished in {time.perf_counter() - began:.0f} s")
     return results
 
@@ -119,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="run through DVC's queue with N workers (0: sequential)")
     parser.add_argument("--dry-run", action="store_true", help="list the experiments and exit")
     args = parser.parse_args(argv)
+    if shutil.which("dvc") is None:
+        console.print("[red]error:[/] `dvc` is not on PATH: activate the environment first (`. .venv/bin/activate`)")
+        return 2
     defaults = current_params()
     points = grid(args.model or [defaults["model"]], args.dataset or [defaults["dataset"]],
                   args.noise or list(STUDY_NOISE), args.seed)  # fmt: skip

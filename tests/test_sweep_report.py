@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from test_pipeline import ROOT, repo, sh  # noqa: F401  (repo is a fixture)
 
 pytestmark = pytest.mark.e2e
+ENV = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # this environment's dvc
 
 
 def test_sweep_report_and_offline_plots(repo):  # noqa: F811
@@ -18,13 +21,13 @@ def test_sweep_report_and_offline_plots(repo):  # noqa: F811
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "baseline")
     sweep = [sys.executable, str(ROOT / "repro/sweep.py"), "--noise", "0", "--noise", "1", "--set", "train.epochs=1"]
-    done = subprocess.run(sweep, cwd=repo, capture_output=True, text=True, check=False)
+    done = subprocess.run(sweep, cwd=repo, env=ENV, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "2 of 2 experiments succeeded" in done.stderr
 
     # A failing grid point is reported and does not stop the others.
     bad = [*sweep[:2], "--noise", "0.5", "--noise", "0.25", "--set", "train.epochs=1", "--model", "nosuchmodel"]
-    failed = subprocess.run(bad, cwd=repo, capture_output=True, text=True, check=False)
+    failed = subprocess.run(bad, cwd=repo, env=ENV, capture_output=True, text=True, check=False)
     assert failed.returncode == 1 and "0 of 2 experiments succeeded" in failed.stderr, failed.stderr
 
     report = json.loads(sh(repo, sys.executable, "-m", "codemem", "report"))
@@ -41,3 +44,26 @@ def test_sweep_report_and_offline_plots(repo):  # noqa: F811
     sh(repo, "dvc", "plots", "show", "-o", "page")
     html = (repo / "page/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
+
+
+def test_sweep_through_dvc_queue(repo):  # noqa: F811
+    """`--jobs 2`: experiments go through DVC's queue with two workers, a failure is reported, the
+    workers are stopped at the end and the successful experiments are there to report on."""
+    sh(repo, "dvc", "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline")
+    sweep = [sys.executable, str(ROOT / "repro/sweep.py"), "--jobs", "2", "--set", "train.epochs=1"]
+    done = subprocess.run([*sweep, "--noise", "0", "--noise", "1"], cwd=repo, env=ENV, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 of 2 experiments succeeded" in done.stderr
+    assert "Worker status: 0 active, 0 idle" in sh(repo, "dvc", "queue", "status")
+
+    failing = [*sweep, "--noise", "0.5", "--model", "nosuchmodel"]
+    failed = subprocess.run(failing, cwd=repo, env=ENV, capture_output=True, text=True, check=False)
+    assert failed.returncode == 1 and "0 of 1 experiments succeeded" in failed.stderr, failed.stderr
+    assert "nosuchmodel-jdk-top10-n050: Failed" in failed.stderr
+    assert "Worker status: 0 active, 0 idle" in sh(repo, "dvc", "queue", "status")
+
+    report = json.loads(sh(repo, sys.executable, "-m", "codemem", "report"))
+    assert report["experiments"] == 2
