@@ -15,11 +15,13 @@ is non-zero when any failed. Afterwards `python -m codemem report` draws the fig
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
 import time
 from itertools import product
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -89,15 +91,31 @@ def queue_tasks() -> dict[str, tuple[str, str]]:
     return tasks
 
 
-def stop_workers(timeout: float = 60) -> None:
+def live_workers(root: Path = Path(".")) -> list[int]:
+    """Process ids of this repository's DVC queue workers that are still alive (from their pid files:
+    `dvc queue status` can miss busy workers, its celery query times out under load)."""
+    alive = []
+    for pid_file in (root / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            continue
+        except PermissionError:  # alive, under another user
+            pass
+        alive.append(pid)
+    return alive
+
+
+def stop_workers(timeout: float = 120) -> None:
     """Ask DVC's queue workers to stop and wait until none is left (idle workers would stay alive)."""
     run(["dvc", "queue", "stop"])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "Worker status: 0 active, 0 idle" in run(["dvc", "queue", "status"]).stdout:
+        if not live_workers():
             return
         time.sleep(1)
-    console.print("[yellow]DVC queue workers still listed; `dvc queue stop --kill` ends them")
+    console.print(f"[yellow]DVC queue workers {live_workers()} still alive; `dvc queue stop --kill` ends them")
 
 
 def queued(points: list[dict], extra: list[str], jobs: int) -> list[dict]:

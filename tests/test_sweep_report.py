@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -46,6 +47,13 @@ def test_sweep_report_and_offline_plots(repo):  # noqa: F811
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
 
 
+def sweep_module():
+    spec = importlib.util.spec_from_file_location("sweep", ROOT / "repro/sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_sweep_through_dvc_queue(repo):  # noqa: F811
     """`--jobs 2`: experiments go through DVC's queue with two workers, a failure is reported, the
     workers are stopped at the end and the successful experiments are there to report on."""
@@ -57,13 +65,14 @@ def test_sweep_through_dvc_queue(repo):  # noqa: F811
                           text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "2 of 2 experiments succeeded" in done.stderr
-    assert "Worker status: 0 active, 0 idle" in sh(repo, "dvc", "queue", "status")
+    assert list((repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")), "no DVC queue worker ran"
+    assert sweep_module().live_workers(repo) == []  # ... and all were stopped
 
     failing = [*sweep, "--noise", "0.5", "--model", "nosuchmodel"]
     failed = subprocess.run(failing, cwd=repo, env=ENV, capture_output=True, text=True, check=False)
     assert failed.returncode == 1 and "0 of 1 experiments succeeded" in failed.stderr, failed.stderr
     assert "nosuchmodel-jdk-top10-n050: Failed" in failed.stderr
-    assert "Worker status: 0 active, 0 idle" in sh(repo, "dvc", "queue", "status")
+    assert sweep_module().live_workers(repo) == []
 
     report = json.loads(sh(repo, sys.executable, "-m", "codemem", "report"))
     assert report["experiments"] == 2
