@@ -25,7 +25,8 @@ def test_dockerfile_lints_clean():
 def readme_commands() -> list[str]:
     """Command lines of the README's fenced code blocks (comments and prompts stripped)."""
     blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
-    lines = [line.split(" #")[0].strip() for block in blocks for line in block.splitlines()]
+    joined = [block.replace("\\\n", " ") for block in blocks]  # a command continued with a backslash
+    lines = [line.split(" #")[0].strip() for block in joined for line in block.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
 
