@@ -76,3 +76,26 @@ def test_sweep_through_dvc_queue(repo):  # noqa: F811
 
     report = json.loads(sh(repo, sys.executable, "-m", "codemem", "report"))
     assert report["experiments"] == 2
+
+
+def test_report_leaves_out_unfinished_and_failed_experiments():
+    """`dvc exp show --json` lists a queued or running experiment with the workspace's data (here the
+    baseline's metrics): the report must not take those for its results."""
+    from codemem.report import load_experiments
+
+    def record(name, rev, data_rev, metrics, **extra):
+        data = {"rev": data_rev, "params": {"params.yaml": {"data": {"model": "great", "noise": 0.5}}},
+                "metrics": {"metrics/metrics.json": {"data": metrics}}} | extra  # fmt: skip
+        return {"rev": rev, "name": name, "error": None, "data": data}
+
+    finished = record("done", "a" * 40, "b" * 40, {"loc_acc": 0.3})
+    running = record("running", "c" * 40, "workspace", {"test_f1": 0.79})
+    failed = record("broken", "d" * 40, "e" * 40, {}, status="Failed")
+    show = [{"rev": "workspace", "data": {}},
+            {"rev": "f" * 40, "data": {}, "experiments": [{"name": "x", "revs": [finished]},
+                                                          {"name": "y", "executor": {"state": "running"},
+                                                           "revs": [running]},
+                                                          {"name": "z", "revs": [failed]}]}]  # fmt: skip
+    found, problems = load_experiments(show)
+    assert [e.name for e in found] == ["done"]
+    assert sorted(problems) == ["broken: failed", "running: not finished"]

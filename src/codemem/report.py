@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from codemem import models
 from codemem.progress import log
 
 # Per task: (train column, test column, label) for the performance figure, and the Gini column.
@@ -78,6 +79,9 @@ def load_experiments(show_json: list) -> tuple[list[Experiment], list[str]]:
         if data.get("status") == "Failed" or entry.get("error") or data.get("error"):
             problems.append(f"{name}: failed")
             continue
+        if data.get("rev") == "workspace":  # queued or running: DVC shows the workspace's files for it
+            problems.append(f"{name}: not finished")
+            continue
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
         metrics = ((data.get("metrics") or {}).get("metrics/metrics.json") or {}).get("data") or {}
         rev = data.get("rev") or entry["rev"]
@@ -125,7 +129,7 @@ def draw(experiments: list[Experiment], plots_dir: Path) -> list[Path]:
         if not drawn:
             plt.close(fig)
             return
-        axes[0][0].legend(fontsize=8)
+        next(ax for ax in axes[0] if ax.get_legend_handles_labels()[0]).legend(fontsize=8)  # first drawn panel
         fig.suptitle(title)
         fig.tight_layout()
         path = plots_dir / f"report_{kind}.png"
@@ -149,7 +153,9 @@ def draw(experiments: list[Experiment], plots_dir: Path) -> list[Path]:
         if not frames:
             return False
         _band(ax, [f["score"] for f in frames], frames[0]["rank"], color, "-", label)
-        ax.set(xlabel="test samples, by average score", ylabel="predicted score (full softmax)", ylim=(0, 1.02))
+        # MethodName: the predicted name's softmax probability; VarMisuse: the predicted location's.
+        what = "location" if runs[0].model in models.names("varmisuse") else "name"
+        ax.set(xlabel="test samples, by average score", ylabel=f"probability of the predicted {what}", ylim=(0, 1.02))
         return True
 
     def column(name_options, ylabel):
