@@ -129,7 +129,14 @@ def draw(experiments: list[Experiment], plots_dir: Path) -> list[Path]:
         if not drawn:
             plt.close(fig)
             return
-        next(ax for ax in axes[0] if ax.get_legend_handles_labels()[0]).legend(fontsize=8)  # first drawn panel
+        # One legend with every noise level of any panel, on the first panel that has lines.
+        lines = {}
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                lines.setdefault(label, handle)
+        order = sorted(lines, key=lambda label: float(label.split()[-1]))
+        first = next(ax for ax in axes[0] if ax.get_legend_handles_labels()[0])
+        first.legend([lines[label] for label in order], order, fontsize=8)
         fig.suptitle(title)
         fig.tight_layout()
         path = plots_dir / f"report_{kind}.png"
