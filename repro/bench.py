@@ -53,10 +53,13 @@ def main() -> None:
     import torch
 
     from codemem import corrupt, datasets, extract, fetch, train
-    from codemem.params import from_dict
+    from codemem.params import ParamsError, from_dict
 
     raw = with_overrides(YAML(typ="safe").load(Path(args.params).read_text()), args.set)
-    params = from_dict(raw)
+    try:
+        params = from_dict(raw)
+    except ParamsError as e:
+        sys.exit(f"error: {e}")
     task = datasets.get(params.dataset).task
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); {params.dataset} / {params.model}")  # fmt: skip
