@@ -59,7 +59,8 @@ def main() -> None:
     try:
         params = from_dict(raw)
     except ParamsError as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)  # a user error, as the codemem commands answer one
     task = datasets.get(params.dataset).task
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); {params.dataset} / {params.model}")  # fmt: skip
