@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The container, built and run for real (`make image-check`): build the image from a clone of HEAD
+# with repro/image.sh (buildah where no docker engine answers), then, in a second clone mounted on
+# /work, run as a non-root uid with no network:
+#   dvc repro                     -> metrics/metrics.json, every file owned by that uid
+#   dvc exp run -S noise=1.0      -> an experiment
+# and, outside the container, `make setup` + `dvc repro` on a third clone with the same JDK sources
+# (copied out of the image: same corpus), timed, and its metrics compared with the container's.
+# Prints image size, build times and run times. About 25-35 min on 2 CPU cores with a cold build.
+#
+# Settings: TORCH_VARIANT (default cpu here: no GPU is checked), TORCH_WHEELS (default /opt/wheels when
+# it holds torch 2.13.0+cpu, else PyTorch's CPU index), IMAGE (localhost/codemem-check), WORK (scratch
+# folder, /var/tmp/codemem-image-check), RUN_UID (default: yours; as root 4242, any non-root uid),
+# SKIP_BUILD=1 (reuse IMAGE), SKIP_OUTSIDE=1, QUIET_FILE (waits while it exists: a benchmark running).
+# Needs buildah (apt-get install buildah debootstrap) or docker; the in-container runs use buildah.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${WORK:-/var/tmp/codemem-image-check}
+IMAGE=${IMAGE:-localhost/codemem-check}
+export TORCH_VARIANT=${TORCH_VARIANT:-cpu}
+if [ -z "${TORCH_WHEELS+x}" ] && [ "$TORCH_VARIANT" = cpu ] && compgen -G "/opt/wheels/torch-2.13.0+cpu-cp311-*.whl" >/dev/null; then
+  export TORCH_WHEELS=/opt/wheels
+fi
+QUIET_FILE=${QUIET_FILE:-/tmp/codemem-quiet}
+if [ -z "${RUN_UID:-}" ]; then RUN_UID=$(id -u); [ "$RUN_UID" != 0 ] || RUN_UID=4242; fi
+STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
+bh=(buildah --storage-driver "$STORAGE_DRIVER")
+
+say() { printf '\nimage_check: %s\n' "$*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+wait_quiet() { while [ -e "$QUIET_FILE" ]; do sleep 30; done; }
+timed() { local t0; t0=$(date +%s.%N); "$@"; elapsed=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))"); }
+command -v buildah >/dev/null || fail "buildah is missing (apt-get install buildah debootstrap)"
+
+mkdir -p "$WORK"
+summary="$WORK/summary.txt"
+: >"$summary"
+note() { printf '%s\n' "$*" | tee -a "$summary" >&2; }
+fresh_clone() { rm -rf "$1"; git clone --quiet "$repo" "$1"; }
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  fresh_clone "$WORK/ctx"
+  wait_quiet
+  say "building $IMAGE from a clone of HEAD ($(git -C "$repo" rev-parse --short HEAD))"
+  (cd "$WORK/ctx" && IMAGE=$IMAGE BUILDER=${BUILDER:-buildah} STORAGE_DRIVER=$STORAGE_DRIVER repro/image.sh) 2>&1 | tee "$WORK/build.log"
+  note "$(grep '^image.sh: built' "$WORK/build.log")"
+fi
+note "image: $("${bh[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE" | head -n 1)"
+
+ctr=$("${bh[@]}" from --quiet "$IMAGE")
+trap '"${bh[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT
+fresh_clone "$WORK/run"
+chown -R "$RUN_UID:$RUN_UID" "$WORK/run" 2>/dev/null || [ "$RUN_UID" = "$(id -u)" ] || fail "cannot chown to $RUN_UID"
+inside() {
+  "${bh[@]}" run --isolation chroot --network none --user "$RUN_UID:$RUN_UID" \
+    --volume "$WORK/run:/work" --workingdir /work "$ctr" -- "$@"
+}
+owned_by_others() { find "$WORK/run" ! -uid "$RUN_UID" -print | head -n 5; }
+
+say "inside: uid, python, torch, network"
+inside sh -c 'echo "uid $(id -u) gid $(id -g) HOME=$HOME"; python --version; python -c "import torch; print(\"torch\", torch.__version__)"'
+if inside python -c 'import socket; socket.create_connection(("pypi.org", 443), timeout=5)' 2>/dev/null; then
+  fail "the container reached pypi.org: --network none did not hold"
+fi
+note "inside: no network (pypi.org unreachable), running as uid $RUN_UID"
+
+wait_quiet
+say "inside: dvc repro"
+timed inside dvc repro
+note "inside: dvc repro ${elapsed} s"
+[ -s "$WORK/run/metrics/metrics.json" ] || fail "no metrics/metrics.json after dvc repro"
+others=$(owned_by_others)
+[ -z "$others" ] || fail "files not owned by uid $RUN_UID after dvc repro: $others"
+note "inside: metrics/metrics.json written; every file in the checkout owned by uid $RUN_UID"
+inside python -c 'import json; m = json.load(open("build/raw/manifest.json")); print({k: m[k] for k in m if k != "files"})' || true
+
+wait_quiet
+say "inside: dvc exp run -S noise=1.0"
+timed inside dvc exp run -S noise=1.0
+note "inside: dvc exp run -S noise=1.0 ${elapsed} s"
+inside dvc exp show --json >"$WORK/exp-show.json"
+python3 - "$WORK/exp-show.json" <<'EOF' | tee -a "$summary"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+exps = [e for row in rows for e in (row.get("experiments") or [])]
+assert exps, "dvc exp show lists no experiment"
+for exp in exps:
+    for run in exp.get("revs") or []:
+        data = run.get("data") or {}
+        noise = ((data.get("params") or {}).get("params.yaml") or {}).get("data", {}).get("noise")
+        metrics = ((data.get("metrics") or {}).get("metrics/metrics.json") or {}).get("data", {})
+        print(f"inside: experiment {run.get('name') or run.get('rev')}: noise {noise}, test_f1 {metrics.get('test_f1')}")
+EOF
+others=$(owned_by_others)
+[ -z "$others" ] || fail "files not owned by uid $RUN_UID after dvc exp run: $others"
+note "inside: after dvc exp run, every file in the checkout still owned by uid $RUN_UID"
+git -C "$WORK/run" checkout --quiet -- . 2>/dev/null || true
+inside dvc metrics show >/dev/null
+
+if [ "${SKIP_OUTSIDE:-0}" != 1 ]; then
+  # The same JDK sources outside: the image's src.zip and release file, under a JAVA_HOME.
+  mkdir -p "$WORK/jdk/lib"
+  jdk=$(inside sh -c 'dirname "$(dirname "$(readlink -f /usr/lib/jvm/java-17-openjdk-*/lib/src.zip)")"' | tail -n 1)
+  inside cat "$jdk/lib/src.zip" >"$WORK/jdk/lib/src.zip"
+  inside sh -c "cat /usr/lib/jvm/java-17-openjdk-*/release" >"$WORK/jdk/release"
+  fresh_clone "$WORK/host"
+  wait_quiet
+  say "outside: make setup (virtualenv + pinned install)"
+  timed make -C "$WORK/host" setup
+  note "outside: make setup ${elapsed} s"
+  wait_quiet
+  say "outside: dvc repro with the image's JDK sources"
+  timed env JAVA_HOME="$WORK/jdk" make -C "$WORK/host" run
+  note "outside: make run after setup (dvc repro + metrics show) ${elapsed} s"
+  python3 - "$WORK/run/metrics/metrics.json" "$WORK/host/metrics/metrics.json" <<'EOF' | tee -a "$summary"
+import json, sys
+inside, outside = (json.load(open(p)) for p in sys.argv[1:])
+skip = {"seconds", "wall_seconds", "epoch_seconds", "train_seconds"}
+diff = {k: (inside[k], outside.get(k)) for k in inside if k not in skip and inside[k] != outside.get(k)}
+print("metrics inside == outside" if not diff else f"metrics differ inside/outside: {diff}")
+EOF
+fi
+say "summary ($summary)"
+cat "$summary"
