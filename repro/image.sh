@@ -161,7 +161,8 @@ else
   fi
   t1=$(now)
   say "buildah build -t $IMAGE (base $BASE_IMAGE, torch $TORCH_VARIANT, storage $STORAGE_DRIVER, isolation chroot)"
-  "${bh[@]}" build --isolation chroot --layers "${build_args[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+  # docker format: the OCI format has no SHELL, and buildah would run RUN lines with /bin/sh.
+  "${bh[@]}" build --format docker --isolation chroot --layers "${build_args[@]}" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -f Dockerfile -t "$IMAGE" .
   t2=$(now)
   size=$("${bh[@]}" images --format '{{.Size}}' "$IMAGE" | head -n 1)
