@@ -15,17 +15,20 @@
 # (repro/image.sh does that).
 ARG BASE_IMAGE=debian:bookworm-slim
 
-# The build context without wheels/ (local torch wheels for the CPU variant, see below): they are
-# installed from a bind mount and must not end up in the image as files.
+# The build context without pip-inputs/ (see below): pip reads it from a bind mount, and it must not
+# end up in the image.
 FROM ${BASE_IMAGE} AS checkout
 COPY . /checkout
-RUN rm -rf /checkout/wheels
+RUN rm -rf /checkout/pip-inputs
 
 FROM ${BASE_IMAGE}
 # cuda: torch 2.13.0 from PyPI, which is its CUDA build (about 3 GB with the nvidia-* wheels).
 # cpu: torch 2.13.0+cpu, from TORCH_CPU_INDEX (PyTorch's CPU index by default) and from *.whl files
-# in the build context's wheels/ folder (git-ignored), e.g. where that index is not reachable:
-#   mkdir -p wheels && cp torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl wheels/
+# in the build context's pip-inputs/ folder, e.g. where that index is not reachable.
+# pip-inputs/ (git-ignored, absent by default; repro/image.sh fills it from TORCH_WHEELS and PIP_CERT):
+# *.whl for the cpu variant's torch, and ca.crt, the TLS roots pip then trusts (behind a proxy that
+# re-signs HTTPS). It is bind-mounted while pip runs, never copied into the image:
+#   mkdir -p pip-inputs && cp torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl pip-inputs/
 #   docker build --build-arg TORCH_VARIANT=cpu --build-arg TORCH_CPU_INDEX= -t codemem-cpu .
 ARG TORCH_VARIANT=cuda
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
@@ -57,10 +60,11 @@ COPY requirements.lock pyproject.toml ./
 # then the lock, which then finds torch satisfied: no other package can pull a different torch build.
 # hadolint ignore=SC2086
 RUN --mount=type=bind,target=/ctx \
-    python3 -m venv /opt/venv \
+    if [ -f /ctx/pip-inputs/ca.crt ]; then export PIP_CERT=/ctx/pip-inputs/ca.crt; fi \
+ && python3 -m venv /opt/venv \
  && case "$TORCH_VARIANT" in \
       cuda) pip install -c requirements.lock torch==2.13.0 ;; \
-      cpu) links=""; if [ -d /ctx/wheels ]; then links="--find-links /ctx/wheels"; fi; \
+      cpu) links=""; if [ -d /ctx/pip-inputs ]; then links="--find-links /ctx/pip-inputs"; fi; \
            pip install -c requirements.lock $links ${TORCH_CPU_INDEX:+--extra-index-url "$TORCH_CPU_INDEX"} \
              torch==2.13.0+cpu ;; \
       *) echo "TORCH_VARIANT must be cuda or cpu, not '$TORCH_VARIANT'" >&2; exit 2 ;; \
@@ -69,7 +73,10 @@ RUN --mount=type=bind,target=/ctx \
  && python -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'
 
 COPY --from=checkout --chown=1000:1000 /checkout /work
-RUN pip install --no-deps -e . \
+# (pip fetches setuptools to build the editable install: network, hence ca.crt again)
+RUN --mount=type=bind,target=/ctx \
+    if [ -f /ctx/pip-inputs/ca.crt ]; then export PIP_CERT=/ctx/pip-inputs/ca.crt; fi \
+ && pip install --no-deps -e . \
  && rm -rf /work/src/*.egg-info \
  && git config --system user.name codemem \
  && git config --system user.email codemem@localhost \

@@ -7,8 +7,10 @@
 # Settings (environment or make variables):
 #   IMAGE=codemem            the tag to build
 #   TORCH_VARIANT=cuda|cpu   torch 2.13.0's CUDA build (PyPI, ~3 GB) or its CPU build
-#   TORCH_WHEELS=DIR         cpu only: a folder holding torch-2.13.0+cpu-cp311-*.whl, copied into the
-#                            build context's wheels/ (git-ignored); then TORCH_CPU_INDEX defaults to ''
+#   TORCH_WHEELS=DIR         cpu only: a folder holding torch-2.13.0+cpu-cp311-*.whl, linked into the
+#                            build context's pip-inputs/ (git-ignored); then TORCH_CPU_INDEX defaults to ''
+#   PIP_CERT=FILE            a CA bundle pip trusts (as for pip itself): copied to pip-inputs/ca.crt, for
+#                            a network whose proxy re-signs HTTPS; unset it to use certifi's roots
 #   TORCH_CPU_INDEX=URL      cpu only: PyTorch's CPU index (default https://download.pytorch.org/whl/cpu)
 #   BASE_IMAGE=REF           the base (default debian:bookworm-slim, or the local debootstrap base)
 #   BUILDER=docker|buildah   force one (default: docker if its engine answers, else buildah)
@@ -39,22 +41,27 @@ case "$TORCH_VARIANT" in
   *) die "TORCH_VARIANT must be cuda or cpu, not '$TORCH_VARIANT'" ;;
 esac
 
-# Local CPU wheels: into wheels/ of the build context (a bind mount at build time, not in the image).
-placed=()
-cleanup() { if [ "${#placed[@]}" -gt 0 ]; then rm -f "${placed[@]}"; rmdir wheels 2>/dev/null || true; fi; }
+# pip-inputs/ of the build context: local CPU wheels and a CA bundle (a bind mount at build time,
+# not in the image; removed again on exit when this script made it).
+made_inputs=0
+cleanup() { if [ "$made_inputs" = 1 ]; then rm -rf pip-inputs; fi; }
 trap cleanup EXIT
+if [ -n "$TORCH_WHEELS" ] || [ -n "${PIP_CERT:-}" ]; then
+  if [ ! -d pip-inputs ]; then mkdir pip-inputs; made_inputs=1; fi
+fi
+if [ -n "${PIP_CERT:-}" ]; then
+  [ -f "$PIP_CERT" ] || die "PIP_CERT=$PIP_CERT is not a file"
+  cp "$PIP_CERT" pip-inputs/ca.crt
+  say "pip in the build trusts the CA bundle $PIP_CERT (PIP_CERT)"
+fi
 if [ -n "$TORCH_WHEELS" ]; then
   shopt -s nullglob
   found=("$TORCH_WHEELS"/torch-2.13.0+cpu-cp311-cp311-*.whl)
   shopt -u nullglob
   [ "${#found[@]}" -gt 0 ] || die "no torch-2.13.0+cpu-cp311-cp311-*.whl in TORCH_WHEELS=$TORCH_WHEELS"
-  mkdir -p wheels
   for whl in "${found[@]}"; do
-    target="wheels/$(basename "$whl")"
-    if [ ! -e "$target" ]; then
-      ln "$whl" "$target" 2>/dev/null || cp "$whl" "$target"
-      placed+=("$target")
-    fi
+    target="pip-inputs/$(basename "$whl")"
+    [ -e "$target" ] || ln "$whl" "$target" 2>/dev/null || cp "$whl" "$target"
   done
   TORCH_CPU_INDEX=${TORCH_CPU_INDEX-}
   say "torch CPU wheel(s) from $TORCH_WHEELS: ${found[*]##*/}"
