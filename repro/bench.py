@@ -1,23 +1,33 @@
-"""Benchmark: prints the figures the issues' targets are checked against.
+"""Benchmark: times whole training runs and prints the figures the issues' targets are checked against.
 
-    python repro/bench.py                                   # fetch + extract the whole JDK, one code2vec epoch
-    python repro/bench.py --epochs 0                        # extraction only
+    python repro/bench.py                                   # code2vec's whole default run on jdk-top10
     python repro/bench.py --set model=code2seq              # any params.yaml key, dotted
-    python repro/bench.py --set dataset=stdlib-great --set model=great --epochs 2   # VarMisuse steps
-    python repro/bench.py --device cuda --set train.samples_per_step=250000        # the study's step on a GPU
+    python repro/bench.py --epochs 3                        # a shorter run (0 = the model's default)
+    python repro/bench.py --resume build/checkpoints/train.pt --epochs 30   # from a late checkpoint
+    python repro/bench.py --profile 20                      # torch.profiler over 20 training steps
+    python repro/bench.py --set dataset=stdlib-great --set model=great      # VarMisuse steps
+    python repro/bench.py --device cuda --set train.samples_per_step=250000  # the study's step on a GPU
 
-Runs the real stages in a temporary folder with the repository's params.yaml plus the `--set`
-overrides, and prints wall-clock seconds, training samples per second (training alone, and with the
-per-epoch measurements), peak process memory and, on a GPU, peak GPU memory.
+Runs the real stages (fetch, extract, corrupt, train) in a work folder (a temporary one unless
+`--workdir` names one, whose extracted samples are then reused when the data settings match) with the
+repository's params.yaml plus the `--set` overrides. Prints per epoch (VarMisuse: per step) the
+training time apart from the measurement time, then over the whole run: first and last epoch, their
+ratio (a run that slows down as it trains shows here, not in one early epoch), training samples per
+second, peak process memory and, on a GPU, peak GPU memory. `--json FILE` writes the same figures.
+
+The timed run uses the same process set-up as a stage (`codemem.runtime`): denormals flushed before
+torch starts its threads. `--no-flush` leaves them, to measure what that costs on this CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -41,18 +51,158 @@ def with_overrides(raw: dict, items: list[str]) -> dict:
     return raw
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def prepare_samples(params, task: str) -> int:
+    """fetch + extract + corrupt in the current folder, skipping fetch and extract when this folder
+    already holds samples made from the same data settings. Returns the training samples per epoch."""
+    from codemem import corrupt, extract, fetch
+
+    stamp = Path("bench-data.json")
+    key = json.dumps([params.dataset, params.seed, dataclasses.asdict(params.fetch),
+                      dataclasses.asdict(params.extract)], sort_keys=True, default=str)  # fmt: skip
+    if Path("build/samples").exists() and (not stamp.exists() or stamp.read_text() == key):
+        # Samples from an earlier bench run with the same data settings, or put there by hand (a copy
+        # of a pipeline's build/samples, whose checkpoints then resume: their fingerprint matches).
+        print("fetch, extract: reusing the samples in this work folder")
+    else:
+        t = time.perf_counter()
+        manifest = fetch.run(params)
+        print(f"fetch:   {time.perf_counter() - t:6.1f} s  {manifest['files']} files from {manifest['source']} "
+              f"({manifest.get('version', '')})")  # fmt: skip
+        t = time.perf_counter()
+        report = extract.run(params)
+        if task == "methodname":
+            print(f"extract: {time.perf_counter() - t:6.1f} s  {report['methods']} methods scanned, "
+                  f"{report['samples_train']}/{report['samples_val']}/{report['samples_test']} samples, "
+                  f"{report['variants_test']} renaming variants")  # fmt: skip
+        else:
+            print(f"extract: {time.perf_counter() - t:6.1f} s  {report['train']}/{report['dev']}/{report['eval']} samples")
+        stamp.write_text(key)
+    corrupt.run(params)
+    if task == "methodname":
+        return len(Path("build/noisy/labels.tsv").read_text().splitlines())
+    return params.train.samples_per_step
+
+
+def profile_steps(params, steps: int, device_name: str) -> None:
+    """torch.profiler over `steps` MethodName training steps (after 3 warm-up steps): where a step's time goes."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from codemem import corrupt, io, train
+    from codemem.runners import RUNNERS
+
+    device = train.choose_device(device_name)
+    torch.manual_seed(params.seed)
+    runner = RUNNERS[params.model](io.load_samples(), corrupt.load_noisy_labels(Path("build/noisy")),
+                                   params.extract.max_contexts, device, params.model_config())  # fmt: skip
+    order = torch.randperm(len(runner.train_names))
+    batches = [order[i : i + params.train.batch_size] for i in range(0, len(order), params.train.batch_size)]
+
+    def step(idx):
+        loss = runner.train_loss(idx)
+        runner.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        runner.optimizer.step()
+
+    runner.model.train()
+    for idx in batches[:3]:
+        step(idx)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    timed = [batches[(3 + i) % len(batches)] for i in range(steps)]
+    t = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for idx in timed:
+            step(idx)
+    seconds = time.perf_counter() - t
+    n = sum(len(idx) for idx in timed)
+    print(f"profile: {steps} steps of {params.train.batch_size} in {seconds:.2f} s under the profiler "
+          f"({1000 * seconds / steps:.0f} ms a step, {n / seconds:.0f} samples/s)")  # fmt: skip
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=18, max_name_column_width=40))
+
+
+def time_run(params, args, task: str, n_train: int) -> dict:
+    import torch
+
+    from codemem import train
+
+    start = 0
+    if args.resume:
+        Path("build/checkpoints").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.resume, "build/checkpoints/train.pt")
+        start = torch.load(args.resume, map_location="cpu", weights_only=False)["epoch"]
+    else:
+        shutil.rmtree("build/checkpoints", ignore_errors=True)
+    epochs = args.epochs or params.epochs
+    timed = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=epochs, device=args.device))
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    history = train.run(timed)
+    total = time.perf_counter() - t
+    done = [row for row in history if row["epoch"] > start]  # the epochs this process trained
+    unit = "epoch" if task == "methodname" else f"step ({n_train} samples)"
+    print(f"\n{'epoch':>5}  {'train s':>8}  {'measure s':>9}  {'samples/s':>9}   ({unit})")
+    for row in done:
+        print(f"{row['epoch']:>5}  {row['train_seconds']:8.2f}  {row['seconds'] - row['train_seconds']:9.2f}  "
+              f"{n_train / row['train_seconds']:9.1f}")  # fmt: skip
+    training = sum(row["train_seconds"] for row in done)
+    seconds = sum(row["seconds"] for row in done)
+    first, last = done[0], done[-1]
+    figures = {
+        "epochs": len(done), "first_epoch": first["epoch"], "last_epoch": last["epoch"],
+        "wall_seconds": round(total, 1), "train_seconds": round(training, 1), "seconds": round(seconds, 1),
+        "first_train_seconds": first["train_seconds"], "last_train_seconds": last["train_seconds"],
+        "last_first_ratio": round(last["train_seconds"] / first["train_seconds"], 3),
+        "train_samples_per_s": round(n_train * len(done) / training, 1),
+        "samples_per_s_with_measurements": round(n_train * len(done) / seconds, 1),
+        "device": str(train.choose_device(args.device)),
+    }  # fmt: skip
+    if torch.cuda.is_available():
+        figures["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    resumed = f", resumed after epoch {first['epoch'] - 1}" if args.resume else ""
+    print(f"\ntrain: {total:.1f} s for {len(done)} x {unit} on {figures['device']}{resumed}; "
+          f"{seconds / len(done):.1f} s each with measurements, {training / len(done):.1f} s training")
+    print(f"first/last epoch training: {first['train_seconds']:.2f} s / {last['train_seconds']:.2f} s "
+          f"-> last/first ratio {figures['last_first_ratio']:.2f}")
+    print(f"training samples/s over the run: {figures['train_samples_per_s']:.1f} "
+          f"({figures['samples_per_s_with_measurements']:.1f} incl. measurements)")
+    if "gpu_peak_memory_mib" in figures:
+        print(f"gpu peak memory: {figures['gpu_peak_memory_mib']} MiB")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=1, help="training epochs (VarMisuse: steps) to time; 0 = none")
-    parser.add_argument("--device", default="auto", help="train.device for the timed epochs")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs (VarMisuse: steps) to time; 0 = the model's default run")
+    parser.add_argument("--device", default="auto", help="train.device for the timed run")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
+    parser.add_argument("--workdir", help="work folder (kept; its samples are reused); default: a temporary one")
+    parser.add_argument("--resume", metavar="CHECKPOINT", help="start from this checkpoint (same params and data)")
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many training steps instead")
+    parser.add_argument("--no-train", action="store_true", help="fetch and extract only")
+    parser.add_argument("--no-flush", action="store_true", help="leave denormals unflushed (to measure their cost)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("CODEMEM_QUIET", "1")
 
+    from codemem import runtime
+
+    flushed = False if args.no_flush else runtime.flush_denormals()  # before torch starts threads, as a stage
     import torch
 
-    from codemem import corrupt, datasets, extract, fetch, train
+    from codemem import datasets
     from codemem.params import ParamsError, from_dict
 
     raw = with_overrides(YAML(typ="safe").load(Path(args.params).read_text()), args.set)
@@ -61,43 +211,34 @@ def main() -> None:
     except ParamsError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)  # a user error, as the codemem commands answer one
+    if args.resume and not Path(args.resume).is_file():
+        print(f"error: --resume {args.resume}: no such checkpoint", file=sys.stderr)
+        sys.exit(2)
+    args.resume = args.resume and str(Path(args.resume).resolve())
+    args.json = args.json and str(Path(args.json).resolve())
+    if params.train.threads > 0:
+        torch.set_num_threads(params.train.threads)
     task = datasets.get(params.dataset).task
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads); {params.dataset} / {params.model}")  # fmt: skip
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores{gpu}; python {platform.python_version()}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads, denormals flushed: {flushed}); "
+          f"{params.dataset} / {params.model}")  # fmt: skip
+    figures: dict = {"machine": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+                     "dataset": params.dataset, "model": params.model, "denormals_flushed": flushed}  # fmt: skip
+    workdir = Path(args.workdir).resolve() if args.workdir else None
     with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        t = time.perf_counter()
-        manifest = fetch.run(params)
-        print(f"fetch:   {time.perf_counter() - t:6.1f} s  {manifest['files']} files from {manifest['source']} "
-              f"({manifest.get('version', '')})")  # fmt: skip
-        t = time.perf_counter()
-        report = extract.run(params)
-        if task == "methodname":
-            n_train = report["samples_train"]
-            print(f"extract: {time.perf_counter() - t:6.1f} s  {report['methods']} methods scanned, "
-                  f"{n_train}/{report['samples_val']}/{report['samples_test']} samples, "
-                  f"{report['variants_test']} renaming variants")  # fmt: skip
-        else:
-            n_train = params.train.samples_per_step
-            print(f"extract: {time.perf_counter() - t:6.1f} s  {report['train']}/{report['dev']}/{report['eval']} "
-                  f"samples")  # fmt: skip
-        if args.epochs:
-            corrupt.run(params)
-            timed = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=args.epochs,
-                                                                          device=args.device))  # fmt: skip
-            t = time.perf_counter()
-            history = train.run(timed)
-            total = time.perf_counter() - t
-            seconds = sum(row["seconds"] for row in history)
-            training = sum(row.get("train_seconds", row["seconds"]) for row in history)
-            unit = "epoch" if task == "methodname" else f"step of {n_train} samples"
-            print(f"train:   {total:6.1f} s for {args.epochs} x {unit} on {train.choose_device(args.device)}: "
-                  f"{seconds / len(history):.1f} s each with measurements ({training / len(history):.1f} s "
-                  f"training); {n_train * len(history) / training:.1f} training samples/s, "
-                  f"{n_train * len(history) / seconds:.1f} incl. measurements")  # fmt: skip
-            if torch.cuda.is_available():
-                print(f"gpu peak memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
-    print(f"peak RSS (this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        folder = workdir or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chdir(folder)
+        n_train = prepare_samples(params, task)
+        if args.profile:
+            profile_steps(params, args.profile, args.device)
+        elif not args.no_train:
+            figures |= time_run(params, args, task, n_train)
+    figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(f"peak RSS (this process): {figures['peak_rss_mib']} MiB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

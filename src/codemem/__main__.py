@@ -24,6 +24,15 @@ app = typer.Typer(
     ),
 )
 
+
+@app.callback()
+def _process_setup() -> None:
+    # Runs before every command, before torch has started any thread: see codemem.runtime.
+    from codemem import runtime
+
+    runtime.flush_denormals()
+
+
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file to read.")
 PLOTS = typer.Option(Path("plots"), help="Where to write the figures and report.md.")
 
@@ -113,17 +122,27 @@ def report(plots: Path = PLOTS):
 
 @app.command()
 def check(params: Path = PARAMS):
-    """Validate params.yaml and print the resolved settings."""
+    """Validate params.yaml and print the resolved settings, torch's threads and whether they flush denormals."""
     from dataclasses import asdict
 
     from codemem.params import ParamsError, load
+
+    from codemem import runtime
 
     try:
         p = load(params)
     except ParamsError as e:
         console.print(f"[bold red]error[/]: {e}")
         raise typer.Exit(2) from None
-    console.print_json(json.dumps(asdict(p) | {"task": p.task, "model_config": asdict(p.model_config())}))
+    import torch
+
+    if p.train.threads > 0:
+        torch.set_num_threads(p.train.threads)
+    # What a stage started the same way would compute with: its threads, and whether they all flush
+    # denormals (0 = every thread does; see codemem.runtime).
+    process = {"torch_threads": torch.get_num_threads(), "denormal_outputs": runtime.denormal_outputs()}
+    console.print_json(json.dumps(asdict(p) | {"task": p.task, "model_config": asdict(p.model_config()),
+                                               "process": process}))
 
 
 if __name__ == "__main__":
