@@ -135,6 +135,41 @@ def test_lstm_variables_compute_what_tf_would():
     torch.testing.assert_close(h_n[0], h_tf)
 
 
+def test_path_encoder_is_the_bidirectional_lstm_over_packed_paths():
+    # The prefix-sharing encoder must give nn.LSTM's final states over packed sequences, with the
+    # same gradients: paths of every length (0 included), repeated paths and shared prefixes.
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.1 * torch.randn_like(p))
+    n, steps = 60, CFG.max_path_nodes
+    path = torch.randint(2, 6, (n, steps))  # a few node types: many shared prefixes
+    lengths = torch.randint(0, steps + 1, (n,))
+    path[30:40], lengths[30:40] = path[0], lengths[0]  # repeated paths
+    lengths[:3] = torch.tensor([0, 1, steps])
+    path = path * (torch.arange(steps) < lengths[:, None])  # PAD after the end, as the runner makes them
+
+    ours = model._encode_paths(path, lengths)
+    ours.square().sum().backward()
+    ours_grads = [p.grad.clone() for p in (model.node_embedding.weight, *model.path_lstm.parameters()) if p.requires_grad]
+    model.zero_grad()
+
+    real = lengths > 0
+    packed = nn.utils.rnn.pack_padded_sequence(model.node_embedding(path[real]), lengths[real], batch_first=True,
+                                               enforce_sorted=False)  # fmt: skip
+    _, (h_n, _) = model.path_lstm(packed)
+    reference = torch.zeros(n, 2 * h_n.shape[-1]).index_put((real,), torch.cat([h_n[0], h_n[1]], -1))
+    reference.square().sum().backward()
+    reference_grads = [p.grad for p in (model.node_embedding.weight, *model.path_lstm.parameters()) if p.requires_grad]
+
+    assert torch.all(ours[~real] == 0)
+    torch.testing.assert_close(ours, reference)
+    for a, b in zip(ours_grads, reference_grads):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("mask_padded", [True, False])
 def test_padded_contexts_inputs_do_not_matter(mask_padded):
     cfg = dataclasses.replace(CFG, mask_padded_contexts=mask_padded)

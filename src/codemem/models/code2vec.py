@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codemem.models.dropout import ByteDropout
+
 
 @dataclass(frozen=True)
 class Code2VecConfig:
@@ -51,7 +53,7 @@ class Code2Vec(nn.Module):
         self.target_embedding = nn.Embedding(n_targets, d)
         self.transform = nn.Parameter(torch.empty(d, d))  # TRANSFORM, no bias
         self.attention = nn.Parameter(torch.empty(d, 1))  # ATTENTION vector
-        self.dropout = nn.Dropout(1.0 - config.dropout_keep)
+        self.dropout = ByteDropout(1.0 - config.dropout_keep)
         for emb in (self.token_embedding, self.path_embedding, self.target_embedding):
             _fan_out_uniform_(emb.weight, emb.weight.shape[-1])  # TF: fan_out = last dim
         _fan_out_uniform_(self.transform, d)
