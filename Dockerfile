@@ -83,5 +83,9 @@ RUN --mount=type=bind,target=/ctx \
  && git config --system --add safe.directory '*' \
  && useradd --no-create-home --home-dir /tmp --uid 1000 codemem
 USER 1000
+# A name for whatever uid runs it (`-u $(id -u):$(id -g)` has no /etc/passwd entry): DVC asks
+# getpass.getuser(), which reads LOGNAME/USER before the passwd file.
+ENV USER=codemem \
+    LOGNAME=codemem
 
 CMD ["dvc", "repro"]
