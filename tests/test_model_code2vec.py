@@ -1,8 +1,16 @@
 """code2vec: parameter parity with the study's formula, masking, learning."""
 
+import math
+
 import torch
 
-from codemem.models.code2vec import Code2Vec, Code2VecConfig, count_trainable, expected_parameter_count
+from codemem.models.code2vec import (
+    Code2Vec,
+    Code2VecConfig,
+    count_trainable,
+    expected_parameter_count,
+    make_optimizer,
+)
 
 
 def test_parameter_count_matches_formula():
@@ -51,3 +59,26 @@ def test_learns_a_tiny_task():
         loss.backward()
         opt.step()
     assert loss.item() < first * 0.2
+
+
+def test_initialisers_are_the_originals():
+    # Embeddings: variance_scaling(1.0, fan_out, uniform), fan_out = the last dimension.
+    # TRANSFORM and ATTENTION are created without an initializer: TF1's glorot_uniform.
+    torch.manual_seed(0)
+    model = Code2Vec(3000, 3000, 300)
+    limits = {
+        "token_embedding.weight": math.sqrt(3 / 128),
+        "path_embedding.weight": math.sqrt(3 / 128),
+        "target_embedding.weight": math.sqrt(3 / 384),
+        "transform": math.sqrt(6 / (384 + 384)),
+        "attention": math.sqrt(6 / (384 + 1)),  # ~0.125; FAN_OUT would give sqrt(3) ~ 1.73
+    }
+    for name, p in model.named_parameters():
+        assert p.abs().max() <= limits[name], name
+        assert p.abs().max() > 0.95 * limits[name], name  # uniform over the whole range
+
+
+def test_optimizer_is_tf1_adam():
+    opt = make_optimizer(Code2Vec(10, 10, 3))
+    group = opt.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"]) == (1e-3, (0.9, 0.999), 1e-8)

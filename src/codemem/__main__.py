@@ -125,9 +125,8 @@ def check(params: Path = PARAMS):
     """Validate params.yaml and print the resolved settings, torch's threads and whether they flush denormals."""
     from dataclasses import asdict
 
-    from codemem.params import ParamsError, load
-
     from codemem import runtime
+    from codemem.params import ParamsError, load
 
     try:
         p = load(params)
