@@ -225,8 +225,9 @@ class Code2Seq(nn.Module):
              self._sum_subtokens(target_terminal[mask])], dim=-1,
         )  # fmt: skip
         out = contexts.new_zeros(*mask.shape, self.config.decoder_size)
-        # index_put, not masked_scatter: its backward is a gather (masked_select was 10% of a step).
-        return out.index_put((mask,), torch.tanh(self.context_dense(self.context_dropout(contexts))))
+        # Into fresh zeros in place (no copy); index_put_, not masked_scatter: its backward is a gather
+        # (masked_select was 10% of a step).
+        return out.index_put_((mask,), torch.tanh(self.context_dense(self.context_dropout(contexts))))
 
     # ----- decoder: model.py decode_outputs -----
     def _attend(self, h, keys, contexts, mask):
@@ -245,7 +246,7 @@ class Code2Seq(nn.Module):
         mean = (contexts * mask.unsqueeze(-1)).sum(1) / n_valid
         # Keys of the valid contexts only: a padded context is a zero vector, and so is its key.
         keys = contexts.new_zeros(*mask.shape, self.memory_layer.out_features)
-        return (mean, mean), torch.zeros_like(mean), keys.index_put((mask,), self.memory_layer(contexts[mask]))
+        return (mean, mean), torch.zeros_like(mean), keys.index_put_((mask,), self.memory_layer(contexts[mask]))
 
     def _step(self, prev_ids, state, attention, keys, contexts, mask):
         """One AttentionWrapper step; dropout (training) only on the output that reaches the projection."""
