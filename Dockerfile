@@ -33,13 +33,17 @@ FROM ${BASE_IMAGE}
 ARG TORCH_VARIANT=cuda
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 
+# USER and LOGNAME name whatever uid runs the image (`-u $(id -u):$(id -g)` has no /etc/passwd
+# entry): DVC calls getpass.getuser(), which reads them before the passwd file.
 ENV DEBIAN_FRONTEND=noninteractive \
     DVC_NO_ANALYTICS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
-    HOME=/tmp
+    HOME=/tmp \
+    USER=codemem \
+    LOGNAME=codemem
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
@@ -83,9 +87,5 @@ RUN --mount=type=bind,target=/ctx \
  && git config --system --add safe.directory '*' \
  && useradd --no-create-home --home-dir /tmp --uid 1000 codemem
 USER 1000
-# A name for whatever uid runs it (`-u $(id -u):$(id -g)` has no /etc/passwd entry): DVC asks
-# getpass.getuser(), which reads LOGNAME/USER before the passwd file.
-ENV USER=codemem \
-    LOGNAME=codemem
 
 CMD ["dvc", "repro"]

@@ -64,6 +64,10 @@ inside() {
 }
 owned_by_others() { find "$WORK/run" ! -uid "$RUN_UID" -print | head -n 5; }
 
+say "the image alone (its own /work, its user): dvc status"
+"${bh[@]}" run --isolation chroot "$ctr" -- sh -c 'echo "uid $(id -u) in $(pwd)"; dvc status' \
+  || fail "dvc status in the image's own checkout"
+
 say "inside: uid, python, torch, network"
 inside sh -c 'echo "uid $(id -u) gid $(id -g) HOME=$HOME"; python --version; python -c "import torch; print(\"torch\", torch.__version__)"'
 ip=$(python3 -c 'import socket; print(socket.gethostbyname("pypi.org"))' 2>/dev/null || echo 151.101.0.223)
@@ -82,6 +86,7 @@ note "inside: dvc repro ${elapsed} s"
 others=$(owned_by_others)
 [ -z "$others" ] || fail "files not owned by uid $RUN_UID after dvc repro: $others"
 note "inside: metrics/metrics.json written; every file in the checkout owned by uid $RUN_UID"
+cp "$WORK/run/metrics/metrics.json" "$WORK/metrics-inside.json"
 inside python -c 'import json; m = json.load(open("build/raw/manifest.json")); print({k: m[k] for k in m if k != "files"})' || true
 
 wait_quiet
@@ -104,8 +109,6 @@ EOF
 others=$(owned_by_others)
 [ -z "$others" ] || fail "files not owned by uid $RUN_UID after dvc exp run: $others"
 note "inside: after dvc exp run, every file in the checkout still owned by uid $RUN_UID"
-git -C "$WORK/run" checkout --quiet -- . 2>/dev/null || true
-inside dvc metrics show >/dev/null
 
 if [ "${SKIP_OUTSIDE:-0}" != 1 ]; then
   # The same JDK sources outside: the image's src.zip and release file, under a JAVA_HOME.
@@ -122,7 +125,7 @@ if [ "${SKIP_OUTSIDE:-0}" != 1 ]; then
   say "outside: dvc repro with the image's JDK sources"
   timed env JAVA_HOME="$WORK/jdk" make -C "$WORK/host" run
   note "outside: make run after setup (dvc repro + metrics show) ${elapsed} s"
-  python3 - "$WORK/run/metrics/metrics.json" "$WORK/host/metrics/metrics.json" <<'EOF' | tee -a "$summary"
+  python3 - "$WORK/metrics-inside.json" "$WORK/host/metrics/metrics.json" <<'EOF' | tee -a "$summary"
 import json, sys
 inside, outside = (json.load(open(p)) for p in sys.argv[1:])
 skip = {"seconds", "wall_seconds", "epoch_seconds", "train_seconds"}
