@@ -28,6 +28,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -164,9 +165,15 @@ def time_run(params, args, task: str, n_train: int) -> dict:
         "wall_seconds": round(total, 1), "train_seconds": round(training, 1), "seconds": round(seconds, 1),
         "first_train_seconds": first["train_seconds"], "last_train_seconds": last["train_seconds"],
         "last_first_ratio": round(last["train_seconds"] / first["train_seconds"], 3),
+        # The first epoch also warms up (allocations, thread pool) and one epoch can catch a busy
+        # moment: the median of the last three against the first three is the steadier comparison.
+        "late_early_ratio": round(statistics.median(r["train_seconds"] for r in done[-3:])
+                                  / statistics.median(r["train_seconds"] for r in done[:3]), 3),
         "train_samples_per_s": round(n_train * len(done) / training, 1),
         "samples_per_s_with_measurements": round(n_train * len(done) / seconds, 1),
         "device": str(train.choose_device(args.device)),
+        "per_epoch": [{"epoch": r["epoch"], "train_seconds": r["train_seconds"],
+                       "measure_seconds": round(r["seconds"] - r["train_seconds"], 3)} for r in done],
     }  # fmt: skip
     if torch.cuda.is_available():
         figures["gpu_peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
@@ -174,7 +181,8 @@ def time_run(params, args, task: str, n_train: int) -> dict:
     print(f"\ntrain: {total:.1f} s for {len(done)} x {unit} on {figures['device']}{resumed}; "
           f"{seconds / len(done):.1f} s each with measurements, {training / len(done):.1f} s training")
     print(f"first/last epoch training: {first['train_seconds']:.2f} s / {last['train_seconds']:.2f} s "
-          f"-> last/first ratio {figures['last_first_ratio']:.2f}")
+          f"-> last/first ratio {figures['last_first_ratio']:.2f}; median of the last 3 / first 3 epochs "
+          f"{figures['late_early_ratio']:.2f}")
     print(f"training samples/s over the run: {figures['train_samples_per_s']:.1f} "
           f"({figures['samples_per_s_with_measurements']:.1f} incl. measurements)")
     if "gpu_peak_memory_mib" in figures:
