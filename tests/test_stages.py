@@ -99,3 +99,26 @@ def test_interrupted_training_resumes_to_the_same_metrics(workdir, tiny_corpus, 
     columns = [c for c in uninterrupted.columns if not c.endswith("seconds")]
     pd.testing.assert_frame_equal(uninterrupted[columns], resumed[columns])
     assert np.array_equal(per_sample, np.load("build/logs/per_sample.npz")["train_loss"])
+
+
+def test_a_checkpoint_resumes_only_the_same_settings_data_and_code(workdir, tiny_corpus, monkeypatch):
+    params = small_params(tiny_corpus, epochs=1)
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    files = [Path("build/samples/contexts.npz"), Path("build/noisy/labels.tsv")]
+    checkpoint = Path("build/checkpoints/train.pt")
+    train.run(params)
+    same = train.fingerprint(params, files)
+    assert train.load_checkpoint(checkpoint, same, 1, "cpu")["epoch"] == 1
+    # Another setting that shapes training, other data, or other training code: not resumed.
+    other_lr = dataclasses.replace(params, model_sections={"code2vec": {"learning_rate": 0.01}})
+    assert train.fingerprint(other_lr, files) != same
+    assert train.fingerprint(params, files[:1]) != same
+    assert train.fingerprint(dataclasses.replace(params, train=dataclasses.replace(params.train, threads=1)), files) == same
+    edited = workdir / "extra.py"
+    edited.write_text("# a change to the model code\n")
+    monkeypatch.setattr(train, "TRAINING_CODE", [*train.TRAINING_CODE, str(edited)])
+    changed_code = train.fingerprint(params, files)
+    assert changed_code != same
+    assert train.load_checkpoint(checkpoint, changed_code, 1, "cpu") is None

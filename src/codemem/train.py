@@ -51,9 +51,25 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fingerprint(params: Params, files: list[Path]) -> str:
-    """What a checkpoint must match to be resumed: the inputs and every setting that shapes training."""
+# The code a checkpoint's numbers depend on (the train stage's code deps in dvc.yaml): after a change
+# to any of it DVC reruns train, which must then start over rather than resume the old code's run.
+PACKAGE = Path(__file__).resolve().parent
+TRAINING_CODE = ["train.py", "runners.py", "varmisuse.py", "metrics.py", "models", "extract/great.py"]
+
+
+def training_code_digest() -> str:
     h = hashlib.sha256()
+    for name in TRAINING_CODE:
+        path = PACKAGE / name
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f"{name}:{f.relative_to(path) if path.is_dir() else ''}".encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprint(params: Params, files: list[Path]) -> str:
+    """What a checkpoint must match to be resumed: the inputs, every setting that shapes training and
+    the training code."""
+    h = hashlib.sha256(training_code_digest().encode())
     # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers.
     ignored = ("epochs", "device", "threads", "eval_batch_size")
     settings = {k: v for k, v in asdict(params.train).items() if k not in ignored}
@@ -77,7 +93,10 @@ def load_checkpoint(path: Path, print_: str, epochs: int, device) -> dict | None
     if not path.exists():
         return None
     state = torch.load(path, map_location=device, weights_only=False)
-    return state if state.get("fingerprint") == print_ and state["epoch"] <= epochs else None
+    if state.get("fingerprint") != print_:
+        log(f"train: {path} was written with other data, settings or code: starting over")
+        return None
+    return state if state["epoch"] <= epochs else None
 
 
 def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build/noisy"),
