@@ -122,3 +122,28 @@ def test_a_checkpoint_resumes_only_the_same_settings_data_and_code(workdir, tiny
     changed_code = train.fingerprint(params, files)
     assert changed_code != same
     assert train.load_checkpoint(checkpoint, changed_code, 1, "cpu") is None
+
+
+def test_code2seq_measures_each_sample_as_alone_whatever_its_batch(workdir, tiny_corpus):
+    # measure() batches samples by width and cuts the padding after each batch's widest one; every
+    # sample must still get what the model gives it alone, on all its 200 slots.
+    import torch
+
+    from codemem import io
+    from codemem.runners import Code2SeqRunner
+
+    params = dataclasses.replace(small_params(tiny_corpus), model="code2seq")
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    torch.manual_seed(0)
+    runner = Code2SeqRunner(io.load_samples(), corrupt.load_noisy_labels(), 200, torch.device("cpu"),
+                            params.model_config())  # fmt: skip
+    losses, scores, names = runner.measure("test", batch_size=7)
+    inputs = runner.inputs["test"]
+    assert (inputs[..., 1] < 0).any()  # there is padding to cut
+    for i in range(len(inputs)):
+        ids, score, loss = runner.model.greedy_and_loss(*runner._batch(inputs[i : i + 1]), runner.labels["test"][i : i + 1])
+        assert names[i] == runner._name(ids[0].tolist())
+        assert scores[i] == pytest.approx(score.item(), abs=1e-5)
+        assert losses[i] == pytest.approx(loss.item(), abs=1e-4)

@@ -189,18 +189,31 @@ class Code2SeqRunner(MethodNameRunner):
         on their first max_contexts stored contexts (a fixed uniform subset). Loss = mean per-step
         cross-entropy; score = mean top-1 probability over the predicted steps (the study)."""
         self.model.eval()
-        inputs, labels = self.inputs[split], self.labels.get(split)
-        losses, scores, predictions = [], [], []
+        inputs, labels = self.inputs[split][:, : self.max_contexts], self.labels.get(split)
+        # Slots up to each sample's last valid context. With padded contexts masked out of the
+        # attention, a batch can stop after its widest sample's last one; batching samples of
+        # similar width then skips most padding (58 % of the slots on jdk-top10). Results are the
+        # same per sample, whatever the batch (up to floating-point summation order).
+        slots = torch.arange(1, inputs.shape[1] + 1)
+        span = ((inputs[..., 1] >= 0) * slots).amax(1) if len(inputs) else slots[:0]
+        if self.model.config.mask_padded_contexts:
+            order = torch.argsort(span, stable=True)
+        else:  # the original's attention gives padded slots softmax mass: keep every slot
+            order, span = torch.arange(len(inputs)), torch.full_like(span, inputs.shape[1])
+        losses, scores = torch.zeros(len(inputs)), torch.zeros(len(inputs))
+        predictions: list[str | None] = [None] * len(inputs)
         for start in range(0, len(inputs), batch_size):
-            batch = self._batch(inputs[start : start + batch_size, : self.max_contexts])
+            idx = order[start : start + batch_size]
+            batch = self._batch(inputs[idx, : max(int(span[idx].max()), 1)])
             if labels is not None:
-                ids, score, loss = self.model.greedy_and_loss(*batch, labels[start : start + batch_size].to(self.device))
-                losses.append(loss.cpu())
+                ids, score, loss = self.model.greedy_and_loss(*batch, labels[idx].to(self.device))
+                losses[idx] = loss.float().cpu()
             else:
                 ids, score = self.model.greedy(*batch)
-            scores.append(score.cpu())
-            predictions += [self._name(row) for row in ids.tolist()]
-        return (torch.cat(losses).numpy() if losses else None), _cat(scores), predictions
+            scores[idx] = score.float().cpu()
+            for i, row in zip(idx.tolist(), ids.tolist()):
+                predictions[i] = self._name(row)
+        return (losses.numpy() if labels is not None else None), scores.numpy(), predictions
 
     def _name(self, ids: list[int]) -> str | None:
         parts = []
