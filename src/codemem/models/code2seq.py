@@ -180,7 +180,7 @@ class Code2Seq(nn.Module):
         reversed_path = path.gather(1, _reverse_within_length(lengths, path.shape[1]))
         fw = self._lstm_final_states(path, lengths, "_l0")
         bw = self._lstm_final_states(reversed_path, lengths, "_l0_reverse")
-        return torch.cat([fw, bw], dim=-1) * (lengths > 0).unsqueeze(-1)
+        return torch.cat([fw, bw], dim=-1)  # empty paths: zero states from both directions
 
     def _lstm_final_states(self, nodes: torch.Tensor, lengths: torch.Tensor, suffix: str) -> torch.Tensor:
         """One direction of `path_lstm`: its hidden state after each row's first `length` nodes.
