@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from codemem.models import count_trainable
 from codemem.models.code2seq import (
     EOS_ID,
     PAD_ID,
@@ -17,7 +18,6 @@ from codemem.models.code2seq import (
     Code2SeqConfig,
     make_optimizer,
     make_scheduler,
-    num_trainable_parameters,
     original_parameter_count,
     original_variable_shapes,
     original_variables,
@@ -80,7 +80,7 @@ def test_variables_match_the_original_graph(vocabs):
     assert expected["model/decoder/attention_wrapper/attention_layer/kernel"] == (640, 320)
     assert expected["model/decoder/dense/kernel"] == (320, vocabs[2])
     # The trainable parameters are exactly the original's (PyTorch's frozen second bias is TF's constant).
-    assert num_trainable_parameters(model) == original_parameter_count(*vocabs)
+    assert count_trainable(model) == original_parameter_count(*vocabs)
 
 
 def test_shapes_follow_a_non_default_config():
@@ -102,7 +102,7 @@ def test_table1_parameter_count_java_top10():
     # exactly when |sub-tokens| + |nodes| = 16,408 (split unknown).
     assert original_parameter_count(16_000, 408, 17) == 3_826_368
     assert original_parameter_count(15_800, 608, 17) == 3_826_368
-    assert num_trainable_parameters(Code2Seq(16_000, 408, 17)) == 3_826_368
+    assert count_trainable(Code2Seq(16_000, 408, 17)) == 3_826_368
 
 
 def _tf_lstm_step(x, h, c, kernel, bias):
@@ -334,7 +334,7 @@ def test_optimizer_and_schedule_follow_the_original():
     optimizer = make_optimizer(model, CFG)
     group = optimizer.param_groups[0]
     assert (group["lr"], group["momentum"], group["nesterov"]) == (0.01, 0.95, True)
-    assert sum(p.numel() for p in group["params"]) == num_trainable_parameters(model)
+    assert sum(p.numel() for p in group["params"]) == count_trainable(model)
     scheduler = make_scheduler(optimizer, CFG)
     for _ in range(2):  # two epochs
         optimizer.step()

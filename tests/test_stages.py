@@ -137,9 +137,9 @@ def test_code2seq_measures_each_sample_as_alone_whatever_its_batch(workdir, tiny
     extract.run(params)
     corrupt.run(params)
     torch.manual_seed(0)
-    runner = Code2SeqRunner(io.load_samples(), corrupt.load_noisy_labels(), 200, torch.device("cpu"),
+    runner = Code2SeqRunner(io.load_samples(), io.load_noisy_labels(), 200, torch.device("cpu"),
                             params.model_config())  # fmt: skip
-    losses, scores, names = runner.measure("test", batch_size=7)
+    losses, scores, names = runner.measure_split("test", batch_size=7)
     inputs = runner.inputs["test"]
     assert (inputs[..., 1] < 0).any()  # there is padding to cut
     for i in range(len(inputs)):

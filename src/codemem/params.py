@@ -19,9 +19,10 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from codemem import datasets, models
+from codemem.errors import UserError
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """A value in params.yaml that cannot be used; the message says where and how to fix it."""
 
 

@@ -1,9 +1,11 @@
-"""What train.py needs from a MethodName model: its data, one optimisation step, and measurement.
+"""MethodName's training (codemem.task.Training) for code2vec and code2seq.
 
 A runner turns the extracted samples (codemem.io) and the noisy training labels into the model's
-tensors, builds vocabularies from the noisy training set only (as the originals do), and answers
-`measure(split)` with per-sample loss, predicted score and predicted name, after which train.py
-computes the study's metrics the same way for every model.
+tensors, builds vocabularies from the noisy training set only (as the originals do), trains on
+batches of training-set positions, and after each epoch measures every training sample (loss, score,
+prediction against the label it trained on) and every test sample and its renaming variants with
+dropout off: F1, the Gini of the training losses, the mean scores and the critical sample ratio, the
+same way for both models.
 
 - `Code2VecRunner`: `.c2v` contexts; the name is one class; code2vec's F1.
 - `Code2SeqRunner`: `.c2s` contexts; the name is a sequence of sub-tokens decoded greedily; code2seq's
@@ -12,12 +14,19 @@ computes the study's metrics the same way for every model.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections import Counter
+from dataclasses import asdict
+
 import numpy as np
 import torch
 
 from codemem import io, metrics
+from codemem.io import Layout
 from codemem.metrics import OOV
 from codemem.models import code2seq, code2vec
+from codemem.params import Params
+from codemem.task import Training
 
 
 def _id_map(table_size: int, used: np.ndarray, first_id: int = 1) -> np.ndarray:
@@ -29,14 +38,21 @@ def _id_map(table_size: int, used: np.ndarray, first_id: int = 1) -> np.ndarray:
     return ids
 
 
-class MethodNameRunner:
-    """Shared bookkeeping: labels, splits, renaming variants."""
+class MethodNameRunner(Training):
+    """What code2vec and code2seq share: labels, splits, renaming variants, batching, the epoch's
+    measurements. A subclass builds `model`, `optimizer`, `scheduler`, `inputs` (the encoded splits),
+    `train_kept`, `train_names` and `vocab`, and implements `train_loss`, `measure_split` and `f1`."""
 
-    fmt: str
+    fmt: str  # the context format the model reads (io.ContextSet): c2v or c2s
+    train_names: list[str]  # the noisy labels of the training samples kept (those with a context)
+    train_kept: np.ndarray  # their positions in the training split
+    vocab: dict[str, int]
 
-    def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device):
+    def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device,
+                 batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True):  # fmt: skip
         self.device = device
         self.max_contexts = max_contexts
+        self.batch_size, self.eval_batch_size, self.csr = batch_size, eval_batch_size, csr
         cs = samples.formats[self.fmt]
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
@@ -44,6 +60,14 @@ class MethodNameRunner:
         self.variant_owner = cs.variants["test"].owner
         self._variants = cs.variants["test"]
         self.tables = cs
+
+    @classmethod
+    def from_params(cls, params: Params, layout: Layout, device) -> MethodNameRunner:
+        runner = cls(io.load_samples(layout.samples, formats=(cls.fmt,)), io.load_noisy_labels(layout.noisy),
+                     params.extract.max_contexts, device, params.model_config(), batch_size=params.train.batch_size,
+                     eval_batch_size=params.train.eval_batch_size, csr=params.train.csr)  # fmt: skip
+        runner.input_files = [layout.samples / "contexts.npz", layout.noisy / "labels.tsv"]
+        return runner
 
     def variant_contexts(self) -> np.ndarray:
         """The test samples' renaming variants as extraction-table context rows."""
@@ -53,12 +77,73 @@ class MethodNameRunner:
         rows[v.occ_var[keep], v.occ_ctx[keep], v.occ_side[keep] * 2] = v.token[v.occ_var[keep]]
         return rows
 
+    # ---- what a model implements -----------------------------------------------------------------
+    @abstractmethod
+    def train_loss(self, idx: torch.Tensor) -> torch.Tensor:
+        """The batch's mean loss on training positions `idx` (dropout on)."""
+
+    @abstractmethod
+    def measure_split(self, split: str, batch_size: int):
+        """Per-sample (loss or None, score, predicted name or None) on `split`, dropout off."""
+
+    @staticmethod
+    @abstractmethod
+    def f1(true, predicted) -> metrics.F1: ...
+
+    # ---- codemem.task.Training ---------------------------------------------------------------------
+    @property
+    def samples_per_epoch(self) -> int:
+        return len(self.train_names)
+
+    def describe(self) -> str:
+        return f"{len(self.train_names)} training / {len(self.true_test_names)} test samples, vocab {self.vocab}"
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        order = torch.randperm(len(self.train_names))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return self.train_loss(idx), len(idx)
+
+    def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
+        bs = self.eval_batch_size
+        train_loss, train_score, train_pred = self.measure_split("train", bs)
+        _, test_score, test_pred = self.measure_split("test", bs)
+        train_f1 = self.f1(self.train_names, train_pred)
+        test_f1 = self.f1(self.true_test_names, test_pred)
+        csr = (float("nan"), 0, 0)
+        if self.csr and len(self.variant_owner):
+            _, _, variant_pred = self.measure_split("variants", bs)
+            csr = metrics.critical_sample_ratio(test_pred, variant_pred, self.variant_owner, len(test_pred))
+        row = {
+            "train_f1": train_f1.f1, "train_precision": train_f1.precision, "train_recall": train_f1.recall,
+            "test_f1": test_f1.f1, "test_precision": test_f1.precision, "test_recall": test_f1.recall,
+            "gini": metrics.gini(train_loss),
+            "csr": csr[0], "csr_critical": csr[1], "csr_transformable": csr[2],
+            "test_score": float(test_score.mean()) if len(test_score) else 0.0,
+            "train_score": float(train_score.mean()) if len(train_score) else 0.0,
+        }  # fmt: skip
+        return row, {"train_loss": train_loss, "train_score": train_score, "test_score": test_score}
+
+    def summary(self, row: dict) -> str:
+        return (f"train F1 {row['train_f1']:.3f}  test F1 {row['test_f1']:.3f}  gini {row['gini']:.3f}  "
+                f"CSR {row['csr']:.3f}  score {row['test_score']:.3f}")  # fmt: skip
+
+    def outputs(self) -> tuple[dict, dict[str, np.ndarray], dict]:
+        counts = {"train_samples": len(self.train_names), "test_samples": len(self.true_test_names),
+                  "train_dropped_no_context": len(self.noisy_train_names) - len(self.train_names),
+                  "vocab": self.vocab}  # fmt: skip
+        return {"config": self.config_dict(), "vocab": self.vocab}, {"train_kept": self.train_kept}, counts
+
+    def config_dict(self) -> dict:
+        return asdict(self.model.config)
+
 
 class Code2VecRunner(MethodNameRunner):
     fmt = "c2v"
 
-    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig):
-        super().__init__(samples, noisy_train_labels, max_contexts, device)
+    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig, **kw):
+        super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
         train = self.contexts["train"][:, :max_contexts]
         self.token_map = _id_map(len(self.tables.tokens), np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]))
         self.path_map = _id_map(len(self.tables.paths), train[..., 1].ravel())
@@ -92,7 +177,7 @@ class Code2VecRunner(MethodNameRunner):
         return self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device)).mean()
 
     @torch.no_grad()
-    def measure(self, split: str, batch_size: int):
+    def measure_split(self, split: str, batch_size: int):
         """Per-sample (loss or None, score, predicted name or None); dropout off. The prediction is
         the first possible name among the top-k (code2vec); score = its softmax probability over
         the whole target vocabulary (the paper's formula)."""
@@ -119,18 +204,24 @@ class Code2VecRunner(MethodNameRunner):
 class Code2SeqRunner(MethodNameRunner):
     fmt = "c2s"
 
-    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2seq.Code2SeqConfig):
-        super().__init__(samples, noisy_train_labels, max_contexts, device)
+    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2seq.Code2SeqConfig, **kw):
+        super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
         self.config = config
         tokens, paths = self.tables.tokens, self.tables.paths
         train = self.contexts["train"]
-        used_tokens = np.unique(np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]))
+        used_tokens, token_uses = np.unique(np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]),
+                                            return_counts=True)  # fmt: skip
         used_paths = np.unique(train[..., 1].ravel())
-        subtokens = sorted({p for t in tokens[used_tokens[used_tokens >= 0]] for p in t.split("|")})
+        subtoken_uses: Counter = Counter()
+        for t, uses in zip(tokens[used_tokens[used_tokens >= 0]], token_uses[used_tokens >= 0]):
+            for p in t.split("|"):
+                subtoken_uses[p] += int(uses)
+        subtokens = _vocabulary(subtoken_uses, config.subtoken_vocab_max_size)
         nodes = sorted({p for t in paths[used_paths[used_paths >= 0]] for p in t.split("|")})
         sub_id = {s: i + len(code2seq.SUBTOKEN_SPECIALS) for i, s in enumerate(subtokens)}
         node_id = {s: i + len(code2seq.NODE_SPECIALS) for i, s in enumerate(nodes)}
-        self.targets = list(code2seq.TARGET_SPECIALS) + sorted({p for n in noisy_train_labels for p in n.split("|")})
+        target_uses = Counter(p for n in noisy_train_labels for p in n.split("|"))
+        self.targets = list(code2seq.TARGET_SPECIALS) + _vocabulary(target_uses, config.target_vocab_max_size)
         target_id = {s: i for i, s in enumerate(self.targets)}
         unk = code2seq.UNK_ID
         # Lookup tables indexed by extraction-table index (last row: padding -1 -> all PAD).
@@ -184,7 +275,7 @@ class Code2SeqRunner(MethodNameRunner):
         return self.model(*self._batch(ctx), target, reduction="sum").mean()
 
     @torch.no_grad()
-    def measure(self, split: str, batch_size: int):
+    def measure_split(self, split: str, batch_size: int):
         """Per-sample (loss or None, score, predicted name or None). Training samples are measured
         on their first max_contexts stored contexts (a fixed uniform subset). Loss = mean per-step
         cross-entropy; score = mean top-1 probability over the predicted steps (the study)."""
@@ -226,6 +317,14 @@ class Code2SeqRunner(MethodNameRunner):
     @staticmethod
     def f1(true, predicted) -> metrics.F1:
         return metrics.subtoken_f1_code2seq(true, predicted, ignore=code2seq.TARGET_SPECIALS)
+
+
+def _vocabulary(uses: Counter, max_size: int) -> list[str]:
+    """The original's capped vocabularies (`Common.load_vocab_from_dict`): the `max_size` most frequent
+    entries of the training set, ties by name; in name order, the ids' order not mattering."""
+    if len(uses) > max_size:
+        return sorted(sorted(uses, key=lambda w: (-uses[w], w))[:max_size])
+    return sorted(uses)
 
 
 def _cat(xs: list[torch.Tensor]) -> np.ndarray:

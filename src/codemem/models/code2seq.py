@@ -45,15 +45,14 @@ class Code2SeqConfig:
     max_path_nodes: int = 9  # MAX_PATH_LENGTH = 8 + 1
     max_name_parts: int = 5  # MAX_NAME_PARTS (sub-tokens per terminal)
     max_target_parts: int = 6  # MAX_TARGET_PARTS; the decoder runs MAX_TARGET_PARTS + 1 steps
-    max_contexts: int = 200  # MAX_CONTEXTS (sampled per step from up to 1000 stored)
     embeddings_dropout_keep: float = 0.75  # EMBEDDINGS_DROPOUT_KEEP_PROB
     rnn_dropout_keep: float = 0.5  # RNN_DROPOUT_KEEP_PROB
     learning_rate: float = 0.01  # USE_MOMENTUM: MomentumOptimizer(exponential_decay(0.01, ...), 0.95)
     momentum: float = 0.95
     nesterov: bool = True
     lr_decay_per_epoch: float = 0.95  # staircase decay every num_training_examples samples
-    subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK); for the vocab builder
-    target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes are uncapped
+    subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK): the most frequent
+    target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes uncapped
     # The original passes no memory_sequence_length to LuongAttention, so padded contexts (exact zero
     # vectors there and here) score 0 and take softmax mass while adding nothing. True (default, as the
     # project asked) gives them zero attention instead; False reproduces the original.
@@ -403,6 +402,3 @@ def parameter_shape_mapping(model: Code2Seq) -> dict[str, tuple[int, ...]]:
     """This model's parameters expressed as the original's variable names and shapes."""
     return {name: tuple(value.shape) for name, value in original_variables(model).items()}
 
-
-def num_trainable_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

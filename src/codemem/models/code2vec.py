@@ -102,10 +102,6 @@ def make_optimizer(model: Code2Vec) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=model.config.learning_rate, eps=model.config.adam_epsilon)
 
 
-def count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def expected_parameter_count(n_tokens: int, n_paths: int, n_targets: int, config: Code2VecConfig = Code2VecConfig()) -> int:
     """The study's formula: 128|tok| + 128|path| + 384|target| + 384*384 + 384."""
     d = config.code_vector_size
