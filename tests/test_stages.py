@@ -147,3 +147,43 @@ def test_code2seq_measures_each_sample_as_alone_whatever_its_batch(workdir, tiny
         assert names[i] == runner._name(ids[0].tolist())
         assert scores[i] == pytest.approx(score.item(), abs=1e-5)
         assert losses[i] == pytest.approx(loss.item(), abs=1e-4)
+
+
+def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tiny_corpus):
+    """The original's evaluation reader drops test samples without a known context; the study's
+    patch scores a sample by the top-1 of a softmax over the top-10 logits (`clean`: the predicted
+    name's probability under the full softmax)."""
+    import torch
+
+    from codemem import io
+    from codemem.runners import Code2VecRunner
+
+    params = small_params(tiny_corpus)
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    samples = io.load_samples()
+    test = samples.formats["c2v"].contexts["test"]
+    test[0] = -1  # sample 0: no context at all
+    variants = samples.formats["c2v"].variants["test"]
+
+    def runner(measure):
+        torch.manual_seed(0)
+        return Code2VecRunner(samples, io.load_noisy_labels(), 200, torch.device("cpu"), params.model_config(),
+                              measure=measure)  # fmt: skip
+
+    study, clean = runner("study"), runner("clean")
+    n_test = len(samples.split_labels["test"])
+    assert study.test_dropped == 1 and len(study.true_test_names) == len(study.inputs["test"]) == n_test - 1
+    assert len(study.inputs["variants"]) == (variants.owner != 0).sum()
+    assert study.variant_owner.max() < n_test - 1 and (study.inputs["test"] != 0).any(-1).any(-1).all()
+
+    _, scores, names = study.measure_split("test", batch_size=7)
+    _, full_scores, full_names = clean.measure_split("test", batch_size=7)
+    assert names == full_names
+    study.model.eval()
+    with torch.no_grad():
+        logits = study.model(study.inputs["test"])
+    top10 = torch.softmax(logits.topk(min(10, logits.shape[1])).values, -1)[:, 0]
+    assert np.allclose(scores, top10.numpy(), atol=1e-6)
+    assert (scores >= full_scores - 1e-6).all() and not np.allclose(scores, full_scores)

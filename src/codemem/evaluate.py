@@ -72,7 +72,9 @@ def run(params: Params, layout: Layout = PROJECT) -> dict:
         import matplotlib
 
         matplotlib.use("Agg")  # files only; no display needed
-        title = f"{params.model} on {params.dataset}, noise {params.noise:g}"
+        # Which measurements made the figure (TrainParams.measure): the study's or the cleaner variants.
+        how = {"study": "Gini of in-step losses", "clean": "Gini after each epoch"}[params.train.measure]
+        title = f"{params.model} on {params.dataset}, noise {params.noise:g} ({params.profile} profile; {how})"
         spec.draw(history, title, layout.plots)
-        draw_scores(scores, title, layout.plots, spec.score_label)
+        draw_scores(scores, title, layout.plots, spec.score_labels[params.train.measure])
     return result

@@ -32,7 +32,7 @@ class MethodName(Task):
         "test_recall", "gini", "csr", "csr_critical", "csr_transformable", "test_score", "train_score",
         "train_seconds", "seconds",
     )  # fmt: skip
-    score_label = "score (full softmax)"
+    score_labels = {"study": "score (top-10 softmax)", "clean": "score (full softmax)"}  # noqa: RUF012
     study_columns = {"train": "train_f1", "test": "test_f1", "gini": "gini", "csr": "csr"}  # noqa: RUF012
 
     def extract(self, params: Params, layout: Layout) -> dict:
@@ -67,6 +67,7 @@ class MethodName(Task):
             "epochs": int(last["epoch"]), "noise": params.noise, "dataset": params.dataset, "model": params.model,
             "seed": params.seed, "train_samples": counts["train_samples"], "test_samples": counts["test_samples"],
             "csr_transformable": int(last["csr_transformable"]), "parameters": counts["parameters"],
+            "profile": params.profile, "measure": params.train.measure,
         }  # fmt: skip
 
     def draw(self, history: pd.DataFrame, title: str, plots_dir: Path) -> None:

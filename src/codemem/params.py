@@ -53,6 +53,15 @@ class TrainParams:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads, 0 = torch's default
     csr: bool = True  # critical sample ratio every epoch (MethodName)
+    # What the per-epoch measurements are (each figure and metrics.json say which):
+    # study: as the authors' logging patches: Gini over the per-sample training losses logged inside
+    #   the training steps (dropout on); score = the top-1 of a softmax over the top-10 logits
+    #   (code2vec); VarMisuse repair-loss Gini over all samples (clean ones have loss 0)
+    # clean: Gini over a separate pass after each epoch (dropout off, one model); score = the
+    #   predicted name's probability under the full softmax (the paper's formula); repair-loss Gini
+    #   over buggy samples only
+    measure: str = "study"
+    heldout: str = "dev"  # VarMisuse: the held-out split measured each step: dev (the study) | eval
     # VarMisuse: an "epoch" is a step of this many training samples, then a measurement pass (the
     # original's valid_interval, 250,000).
     samples_per_step: int = 250_000
@@ -215,6 +224,8 @@ def validate(p: Params) -> None:
         (p.train.measure_samples >= 0, "train.measure_samples must be >= 0 (0 = all)"),
         (all(s >= 0 for s in p.extract.split) and abs(sum(p.extract.split) - 1.0) < 1e-6 and p.extract.split[2] > 0,
          "extract.split must be three non-negative shares (train, val, test) summing to 1 with test > 0"),
+        (p.train.measure in ("study", "clean"), "train.measure must be study or clean"),
+        (p.train.heldout in ("dev", "eval"), "train.heldout must be dev (the study's) or eval"),
         (p.train.device == "auto" or p.train.device == "cpu" or p.train.device.startswith("cuda"),
          "train.device must be auto, cpu, cuda or cuda:N"),
     ]

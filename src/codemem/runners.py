@@ -49,10 +49,13 @@ class MethodNameRunner(Training):
     vocab: dict[str, int]
 
     def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device,
-                 batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True):  # fmt: skip
+                 batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True, measure: str = "study"):  # fmt: skip
         self.device = device
         self.max_contexts = max_contexts
         self.batch_size, self.eval_batch_size, self.csr = batch_size, eval_batch_size, csr
+        self.study = measure == "study"  # see TrainParams.measure
+        self.test_dropped = 0
+        self._in_step_loss = np.zeros(0, dtype=np.float32)
         cs = samples.formats[self.fmt]
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
@@ -65,9 +68,22 @@ class MethodNameRunner(Training):
     def from_params(cls, params: Params, layout: Layout, device) -> MethodNameRunner:
         runner = cls(io.load_samples(layout.samples, formats=(cls.fmt,)), io.load_noisy_labels(layout.noisy),
                      params.extract.max_contexts, device, params.model_config(), batch_size=params.train.batch_size,
-                     eval_batch_size=params.train.eval_batch_size, csr=params.train.csr)  # fmt: skip
+                     eval_batch_size=params.train.eval_batch_size, csr=params.train.csr,
+                     measure=params.train.measure)  # fmt: skip
         runner.input_files = [layout.samples / "contexts.npz", layout.noisy / "labels.tsv"]
         return runner
+
+    def keep_test(self, kept: np.ndarray) -> None:
+        """Evaluate only test samples `kept` (and their renaming variants)."""
+        self.test_dropped = len(self.true_test_names) - len(kept)
+        if not self.test_dropped:
+            return
+        new_position = np.full(len(self.true_test_names), -1)
+        new_position[kept] = np.arange(len(kept))
+        variant_kept = new_position[self.variant_owner] >= 0
+        self.true_test_names = [self.true_test_names[i] for i in kept]
+        self.inputs["test"], self.inputs["variants"] = self.inputs["test"][kept], self.inputs["variants"][variant_kept]
+        self.variant_owner = new_position[self.variant_owner[variant_kept]]
 
     def variant_contexts(self) -> np.ndarray:
         """The test samples' renaming variants as extraction-table context rows."""
@@ -79,12 +95,15 @@ class MethodNameRunner(Training):
 
     # ---- what a model implements -----------------------------------------------------------------
     @abstractmethod
-    def train_loss(self, idx: torch.Tensor) -> torch.Tensor:
-        """The batch's mean loss on training positions `idx` (dropout on)."""
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """On training positions `idx`, dropout on: (the loss to minimise, the per-sample losses (B,)
+        as the study's logging patch recorded them)."""
 
     @abstractmethod
     def measure_split(self, split: str, batch_size: int):
-        """Per-sample (loss or None, score, predicted name or None) on `split`, dropout off."""
+        """Per-sample (loss or None, score, predicted name or None) on `split`, dropout off. The score
+        is the study's (`self.study`: the top-1 of a softmax over the top-10 logits) or the paper's
+        formula (the predicted name's probability under a softmax over the whole vocabulary)."""
 
     @staticmethod
     @abstractmethod
@@ -99,15 +118,22 @@ class MethodNameRunner(Training):
         return f"{len(self.train_names)} training / {len(self.true_test_names)} test samples, vocab {self.vocab}"
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
+        self._in_step_loss = np.zeros(len(self.train_names), dtype=np.float32)
         order = torch.randperm(len(self.train_names))
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
-        return self.train_loss(idx), len(idx)
+        loss, per_sample = self.train_losses(idx)
+        self._in_step_loss[idx.numpy()] = per_sample.detach().float().cpu().numpy()
+        return loss, len(idx)
 
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
+        """The epoch's F1, Gini, CSR and scores. Gini: `study` over the per-sample losses of this
+        epoch's training steps (dropout on, the weights moving within the epoch, as the authors'
+        patch logged them); `clean` over a pass after the epoch (dropout off, one model)."""
         bs = self.eval_batch_size
-        train_loss, train_score, train_pred = self.measure_split("train", bs)
+        after_epoch_loss, train_score, train_pred = self.measure_split("train", bs)
+        train_loss = self._in_step_loss if self.study else after_epoch_loss
         _, test_score, test_pred = self.measure_split("test", bs)
         train_f1 = self.f1(self.train_names, train_pred)
         test_f1 = self.f1(self.true_test_names, test_pred)
@@ -132,7 +158,8 @@ class MethodNameRunner(Training):
     def outputs(self) -> tuple[dict, dict[str, np.ndarray], dict]:
         counts = {"train_samples": len(self.train_names), "test_samples": len(self.true_test_names),
                   "train_dropped_no_context": len(self.noisy_train_names) - len(self.train_names),
-                  "vocab": self.vocab}  # fmt: skip
+                  "test_dropped_no_context": self.test_dropped, "vocab": self.vocab,
+                  "measure": "study" if self.study else "clean"}  # fmt: skip
         return {"config": self.config_dict(), "vocab": self.vocab}, {"train_kept": self.train_kept}, counts
 
     def config_dict(self) -> dict:
@@ -157,6 +184,9 @@ class Code2VecRunner(MethodNameRunner):
             "test": self.encode(self.contexts["test"]),
             "variants": self.encode(self.variant_contexts()),
         }
+        # As the original's evaluation reader: a test sample none of whose contexts has a known token
+        # or path (PAD and OOV share id 0) is not evaluated.
+        self.keep_test(np.flatnonzero((self.inputs["test"] != 0).any(-1).any(-1).numpy()))
         self.train_names = [noisy_train_labels[i] for i in self.train_kept]
         self.labels = {
             "train": torch.tensor([name_id[n] for n in self.train_names]),
@@ -173,23 +203,26 @@ class Code2VecRunner(MethodNameRunner):
         return torch.from_numpy(np.stack(
             [self.token_map[ctx[..., 0]], self.path_map[ctx[..., 1]], self.token_map[ctx[..., 2]]], axis=-1))  # fmt: skip
 
-    def train_loss(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device)).mean()
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_sample = self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device))
+        return per_sample.mean(), per_sample
 
     @torch.no_grad()
     def measure_split(self, split: str, batch_size: int):
         """Per-sample (loss or None, score, predicted name or None); dropout off. The prediction is
-        the first possible name among the top-k (code2vec); score = its softmax probability over
-        the whole target vocabulary (the paper's formula)."""
+        the first possible name among the top-k (code2vec)."""
         self.model.eval()
         inputs, labels = self.inputs[split], self.labels.get(split)
         losses, scores, predictions = [], [], []
         for start in range(0, len(inputs), batch_size):
             logits = self.model(inputs[start : start + batch_size].to(self.device))
-            top = logits.topk(min(self.model.config.top_k, logits.shape[-1]), dim=-1).indices.cpu()
-            first = [metrics.first_possible_name(self.names[i] for i in row) for row in top.tolist()]
-            ids = torch.tensor([self.name_id[n] if n else 0 for n in first], device=logits.device)
-            scores.append(torch.softmax(logits, -1).gather(1, ids[:, None]).squeeze(1).cpu())
+            top = logits.topk(min(self.model.config.top_k, logits.shape[-1]), dim=-1)
+            first = [metrics.first_possible_name(self.names[i] for i in row) for row in top.indices.tolist()]
+            if self.study:  # the patch logs top_scores[0]: the top-1 of a softmax over the top-10 logits
+                scores.append(torch.softmax(top.values, -1)[:, 0].cpu())
+            else:
+                ids = torch.tensor([self.name_id[n] if n else 0 for n in first], device=logits.device)
+                scores.append(torch.softmax(logits, -1).gather(1, ids[:, None]).squeeze(1).cpu())
             predictions += first
             if labels is not None:
                 y = labels[start : start + batch_size].to(self.device)
@@ -268,11 +301,13 @@ class Code2SeqRunner(MethodNameRunner):
         order = keys.argsort(dim=1)[:, : self.max_contexts]
         return ctx.gather(1, order[..., None].expand(-1, -1, 3))
 
-    def train_loss(self, idx: torch.Tensor) -> torch.Tensor:
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ctx = self._sample_contexts(self.inputs["train"][idx])
         target = self.labels["train"][idx].to(self.device)
-        # The original minimises the per-sample SUM of step losses averaged over the batch.
-        return self.model(*self._batch(ctx), target, reduction="sum").mean()
+        # The original minimises the per-sample SUM of step losses averaged over the batch; the
+        # study's patch logs each sample's loss averaged over its steps.
+        total = self.model(*self._batch(ctx), target, reduction="sum")
+        return total.mean(), total / code2seq.target_step_mask(target).sum(1)
 
     @torch.no_grad()
     def measure_split(self, split: str, batch_size: int):

@@ -64,7 +64,7 @@ class Training(ABC):
 class Task(ABC):
     name: str
     epoch_columns: tuple[str, ...]  # plots/epochs.csv's header, in order
-    score_label: str  # what the per-sample score in plots/scores.csv is
+    score_labels: dict[str, str]  # train.measure -> what the per-sample score in plots/scores.csv is
     # plots/study.csv column (codemem.evaluate.STUDY_COLUMNS) -> this task's epochs.csv column
     study_columns: dict[str, str]
 

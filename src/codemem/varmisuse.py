@@ -47,7 +47,7 @@ class VarMisuse(Task):
         "test_loc_acc", "test_repair_acc", "test_joint_acc", "test_no_bug_acc", "test_loc_loss", "test_repair_loss",
         "gini_loc", "gini_repair", "test_score", "train_score", "test_repair_mass", "train_seconds", "seconds",
     )  # fmt: skip
-    score_label = "probability of the predicted location"
+    score_labels = {m: "probability of the predicted location" for m in ("study", "clean")}  # noqa: RUF012
     study_columns = {"train": "train_loc_acc", "test": "test_loc_acc", "train_repair": "train_repair_acc",  # noqa: RUF012
                      "test_repair": "test_repair_acc", "gini": "gini_loc", "gini_repair": "gini_repair"}  # fmt: skip
 
@@ -84,7 +84,8 @@ class VarMisuse(Task):
         out = {key: _value(last[column]) for column, key in FINAL_KEYS.items()}
         return out | {
             "epochs": int(last["epoch"]), "samples_seen": int(last["samples_seen"]), "noise": params.noise,
-            "dataset": params.dataset, "model": params.model, "seed": params.seed,
+            "dataset": params.dataset, "model": params.model, "seed": params.seed, "profile": params.profile,
+            "measure": params.train.measure, "heldout": params.train.heldout,
             **{k: counts[k] for k in ("train_samples", "test_samples", "train_measured", "test_measured",
                                       "samples_per_step", "parameters")},
         }  # fmt: skip

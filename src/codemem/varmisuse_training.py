@@ -222,9 +222,10 @@ def measure(model, split: Split, idx: np.ndarray, config: vm.VarMisuseConfig, de
     return out
 
 
-def summarize(m: dict[str, np.ndarray]) -> dict[str, float]:
+def summarize(m: dict[str, np.ndarray], repair_gini_over_all: bool = False) -> dict[str, float]:
     """Split-level metrics from per-sample outcomes: the original's accuracies (localization, repair
-    and joint over buggy samples, no-bug over clean ones), mean losses, Gini of each loss, scores."""
+    and joint over buggy samples, no-bug over clean ones), mean losses, Gini of each loss (repair: over
+    buggy samples, or over all as the study's patch logged it, clean ones at 0), scores."""
     buggy = m["has_bug"].astype(bool)
     acc = vm.batch_accuracies({k: torch.from_numpy(m[k].astype(bool)) for k in
                                ("loc_correct", "repair_correct", "joint_correct", "no_bug_correct")},
@@ -235,7 +236,7 @@ def summarize(m: dict[str, np.ndarray]) -> dict[str, float]:
         "loc_loss": float(m["loc_loss"].mean()) if len(buggy) else float("nan"),
         "repair_loss": float(m["repair_loss"][buggy].mean()) if buggy.any() else float("nan"),
         "gini_loc": metrics.gini(m["loc_loss"]),
-        "gini_repair": metrics.gini(m["repair_loss"][buggy]),  # clean samples have no repair loss
+        "gini_repair": metrics.gini(m["repair_loss"] if repair_gini_over_all else m["repair_loss"][buggy]),
         "score": float(m["loc_prob"].mean()) if len(buggy) else float("nan"),
         "repair_mass": float(m["repair_mass"][buggy].mean()) if buggy.any() else float("nan"),
     }  # fmt: skip
@@ -257,11 +258,12 @@ class VarMisuseTraining(Training):
         self.config = config = params.model_config()
         self.device, self.seed = device, params.seed
         self.vocab = great.GreatVocabulary()
-        train_file, test_file = layout.noisy / "train.jsonl", layout.samples / "eval.jsonl"
+        # The study measured the held-out `dev` split (at most 25,000 samples a step), not `eval`.
+        train_file, test_file = layout.noisy / "train.jsonl", layout.samples / f"{params.train.heldout}.jsonl"
         self.train = load_split(train_file, self.vocab, config, "corrupt")
         self.test = load_split(test_file, self.vocab, config, "extract")
         if not len(self.train) or not len(self.test):
-            raise InputError(f"no training or eval samples within max_length {config.max_length} in "
+            raise InputError(f"no training or held-out samples within max_length {config.max_length} in "
                              f"{train_file} / {test_file}: raise {params.model}.max_length or use more files")  # fmt: skip
         rng = np.random.default_rng([params.seed, 3])  # stream 3: the measured subsets
         self.train_measured = subset(len(self.train), params.train.measure_samples, rng)
@@ -272,6 +274,8 @@ class VarMisuseTraining(Training):
         self.clip_norm = config.clip_norm
         self.input_files = [train_file, test_file]
         self.samples_per_epoch, self.steps = params.train.samples_per_step, params.epochs
+        self.study, self.heldout = params.train.measure == "study", params.train.heldout
+        self._in_step: dict[str, list[np.ndarray]] = {"loc": [], "repair": []}
 
     def describe(self) -> str:
         return (f"{len(self.train)} training / {len(self.test)} eval samples ({self.train.skipped_too_long} / "
@@ -279,6 +283,7 @@ class VarMisuseTraining(Training):
                 f"{self.samples_per_epoch} samples")  # fmt: skip
 
     def batches(self, epoch: int) -> list[np.ndarray]:
+        self._in_step = {"loc": [], "repair": []}
         chosen = step_samples(len(self.train), self.samples_per_epoch, epoch, self.seed)
         rng = np.random.default_rng([self.seed, 4, epoch])
         return [chosen[p] for p in token_budget_batches(self.train.lengths[chosen], self.config.max_batch_tokens, rng)]
@@ -286,12 +291,18 @@ class VarMisuseTraining(Training):
     def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
         batch = collate(self.train, positions, self.device)
         _, (loc_loss, rep_loss) = forward(self.model, batch)
+        # What the study's patch logs inside the step (LOC_LOSS_SAMP, TGT_LOSS_SAMP), dropout on.
+        self._in_step["loc"].append(loc_loss.detach().float().cpu().numpy())
+        self._in_step["repair"].append(rep_loss.detach().float().cpu().numpy())
         return vm.reduce_losses(loc_loss, rep_loss, batch.has_bug), len(positions)
 
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
         tr = measure(self.model, self.train, self.train_measured, self.config, self.device)
         te = measure(self.model, self.test, self.test_measured, self.config, self.device)
-        s_tr, s_te = summarize(tr), summarize(te)
+        s_tr, s_te = summarize(tr, repair_gini_over_all=self.study), summarize(te, repair_gini_over_all=self.study)
+        in_step = {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in self._in_step.items()}
+        if self.study:  # Gini over the step's own training losses, as logged inside the step
+            s_tr["gini_loc"], s_tr["gini_repair"] = metrics.gini(in_step["loc"]), metrics.gini(in_step["repair"])
         row = {
             "samples_seen": (epoch + 1) * self.samples_per_epoch,
             "train_loc_loss": s_tr["loc_loss"], "train_repair_loss": s_tr["repair_loss"],
@@ -303,7 +314,8 @@ class VarMisuseTraining(Training):
         }  # fmt: skip
         logged = {"train_loc_loss": tr["loc_loss"], "train_repair_loss": tr["repair_loss"],
                   "train_score": tr["loc_prob"], "test_score": te["loc_prob"], "test_repair_mass": te["repair_mass"],
-                  "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"]}  # fmt: skip
+                  "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"],
+                  "in_step_loc_loss": in_step["loc"], "in_step_repair_loss": in_step["repair"]}  # fmt: skip
         return row, {k: v.astype(np.float32) for k, v in logged.items()}
 
     def summary(self, row: dict) -> str:
@@ -320,6 +332,7 @@ class VarMisuseTraining(Training):
             "train_samples": len(train), "test_samples": len(test), "train_measured": len(tm),
             "test_measured": len(em), "train_skipped_too_long": train.skipped_too_long,
             "test_skipped_too_long": test.skipped_too_long, "samples_per_step": self.samples_per_epoch,
-            "steps": self.steps, "vocab": self.vocab.size,
+            "steps": self.steps, "vocab": self.vocab.size, "heldout": self.heldout,
+            "measure": "study" if self.study else "clean",
         }  # fmt: skip
         return {"config": asdict(self.config)}, arrays, counts
