@@ -165,7 +165,10 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     samples = io.load_samples()
     test = samples.formats["c2v"].contexts["test"]
     test[0] = -1  # sample 0: no context at all
-    variants = samples.formats["c2v"].variants["test"]
+    # Sample 1 gets a renaming that changes none of its contexts (its variable was not sampled).
+    v = samples.formats["c2v"].variants["test"]
+    v.owner, v.token = np.append(v.owner, 1).astype(np.int32), np.append(v.token, 0).astype(np.int32)
+    variants = v
 
     def runner(measure):
         torch.manual_seed(0)
@@ -175,7 +178,13 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     study, clean = runner("study"), runner("clean")
     n_test = len(samples.split_labels["test"])
     assert study.test_dropped == 1 and len(study.true_test_names) == len(study.inputs["test"]) == n_test - 1
-    assert len(study.inputs["variants"]) == (variants.owner != 0).sum()
+    assert len(study.variant_owner) == (variants.owner != 0).sum()
+    assert len(study.inputs["variants"]) == study.variant_measured.sum() == len(study.variant_owner) - 1
+    # Every test sample with a renamable variable is in CSR's denominator, also when the renaming
+    # changes none of its sampled contexts (then it is not measured: it cannot be critical).
+    study.batches(0)
+    row, _ = study.measure(0)
+    assert row["csr_transformable"] == len(set(study.variant_owner.tolist()))
     assert study.variant_owner.max() < n_test - 1 and (study.inputs["test"] != 0).any(-1).any(-1).all()
 
     _, scores, names = study.measure_split("test", batch_size=7)

@@ -41,7 +41,7 @@ def _id_map(table_size: int, used: np.ndarray, first_id: int = 1) -> np.ndarray:
 class MethodNameRunner(Training):
     """What code2vec and code2seq share: labels, splits, renaming variants, batching, the epoch's
     measurements. A subclass builds `model`, `optimizer`, `scheduler`, `inputs` (the encoded splits),
-    `train_kept`, `train_names` and `vocab`, and implements `train_loss`, `measure_split` and `f1`."""
+    `train_kept`, `train_names` and `vocab`, and implements `train_losses`, `measure_split` and `f1`."""
 
     fmt: str  # the context format the model reads (io.ContextSet): c2v or c2s
     train_names: list[str]  # the noisy labels of the training samples kept (those with a context)
@@ -60,8 +60,12 @@ class MethodNameRunner(Training):
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
         self.noisy_train_names = list(noisy_train_labels)
-        self.variant_owner = cs.variants["test"].owner
-        self._variants = cs.variants["test"]
+        # CSR counts every test sample with a renamable variable; a renaming that changes none of the
+        # contexts the model sees cannot change its prediction and is not measured.
+        v = self._variants = cs.variants["test"]
+        in_view = v.occ_ctx < self.contexts["test"].shape[1]
+        self.variant_owner = v.owner
+        self.variant_measured = np.bincount(v.occ_var[in_view], minlength=len(v.owner)) > 0
         self.tables = cs
 
     @classmethod
@@ -82,15 +86,18 @@ class MethodNameRunner(Training):
         new_position[kept] = np.arange(len(kept))
         variant_kept = new_position[self.variant_owner] >= 0
         self.true_test_names = [self.true_test_names[i] for i in kept]
-        self.inputs["test"], self.inputs["variants"] = self.inputs["test"][kept], self.inputs["variants"][variant_kept]
+        self.inputs["test"] = self.inputs["test"][kept]
+        self.inputs["variants"] = self.inputs["variants"][variant_kept[self.variant_measured]]
         self.variant_owner = new_position[self.variant_owner[variant_kept]]
+        self.variant_measured = self.variant_measured[variant_kept]
 
     def variant_contexts(self) -> np.ndarray:
-        """The test samples' renaming variants as extraction-table context rows."""
-        v = self._variants
-        rows = self.contexts["test"][v.owner].copy()
-        keep = v.occ_ctx < rows.shape[1]
-        rows[v.occ_var[keep], v.occ_ctx[keep], v.occ_side[keep] * 2] = v.token[v.occ_var[keep]]
+        """The measured renaming variants of the test samples as extraction-table context rows."""
+        v, measured = self._variants, self.variant_measured
+        rows = self.contexts["test"][v.owner[measured]].copy()
+        row_of = np.cumsum(measured) - 1
+        keep = (v.occ_ctx < rows.shape[1]) & measured[v.occ_var]
+        rows[row_of[v.occ_var[keep]], v.occ_ctx[keep], v.occ_side[keep] * 2] = v.token[v.occ_var[keep]]
         return rows
 
     # ---- what a model implements -----------------------------------------------------------------
@@ -139,7 +146,10 @@ class MethodNameRunner(Training):
         test_f1 = self.f1(self.true_test_names, test_pred)
         csr = (float("nan"), 0, 0)
         if self.csr and len(self.variant_owner):
-            _, _, variant_pred = self.measure_split("variants", bs)
+            variant_pred = [test_pred[i] for i in self.variant_owner]  # unmeasured: unchanged contexts
+            _, _, measured = self.measure_split("variants", bs)
+            for i, prediction in zip(np.flatnonzero(self.variant_measured).tolist(), measured):
+                variant_pred[i] = prediction
             csr = metrics.critical_sample_ratio(test_pred, variant_pred, self.variant_owner, len(test_pred))
         row = {
             "train_f1": train_f1.f1, "train_precision": train_f1.precision, "train_recall": train_f1.recall,

@@ -75,8 +75,10 @@ def _variants(sample, contexts: list[str], formatter) -> list[tuple[str, list[tu
             for side, (x, y) in enumerate(zip(_ends(a), _ends(b)))
             if x != y
         ]
-        if changed:  # a variable whose occurrences were not sampled renames nothing the model sees
-            variants.append((_ends(renamed[changed[0][0]])[changed[0][1]], changed))
+        # A variable whose occurrences were not sampled renames nothing the model sees, yet the sample
+        # is renamable: it counts in CSR's denominator, as in the study (which re-extracted the renamed
+        # method; we keep its sampled contexts, so that only the renaming can change the prediction).
+        variants.append((_ends(renamed[changed[0][0]])[changed[0][1]] if changed else fresh, changed))
     return variants
 
 
