@@ -9,9 +9,9 @@ variables or no bug site, over 512 tokens, or nested over 50 blocks / 8 loops de
 and so are functions whose tokens, name aside, repeat an earlier function's (a memorization
 study must not test on its training set). Files are split train/dev/eval (seeded) before anything else;
 each split is then balanced by dropping buggy samples at random (seeded), which keeps about one
-bug per function. Files that are not UTF-8, have tree-sitter ERROR nodes or exceed 2 MB are
-skipped and counted. All tree walks are iterative; only the statement
-compiler recurses, on block nesting, which is capped.
+bug per function. Files that are not UTF-8, have tree-sitter ERROR nodes or exceed
+`max_file_bytes` (`extract.max_file_bytes`, 2 MB) are skipped and counted. All tree walks are
+iterative; only the statement compiler recurses, on block nesting, which is capped.
 
 One function becomes a sample in four steps, one module each:
 - python_tokens: the tree-sitter tree -> GREAT tokens, and the token each node is anchored at;
@@ -45,7 +45,6 @@ from codemem.extract.python_tokens import ATOMIC, Tokens, named, node_text
 from codemem.extract.python_tokens import Skip as _Skip
 
 EXCLUDED_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
-MAX_FILE_BYTES = 2_000_000
 E = great.EDGE_TYPES
 _EDGE_NAME = {v: k for k, v in E.items()}
 
@@ -56,10 +55,12 @@ class StdlibGreatConfig:
     bugs_per_function: int = 3
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     max_files: int = 0  # 0 = all
+    max_file_bytes: int = 2_000_000  # larger files are skipped
 
     def __post_init__(self):
-        if self.max_tokens < 2 or self.bugs_per_function < 0 or self.max_files < 0:
-            raise ValueError(f"invalid {self}: max_tokens >= 2, bugs_per_function >= 0, max_files >= 0")
+        if self.max_tokens < 2 or self.bugs_per_function < 0 or self.max_files < 0 or self.max_file_bytes < 1:
+            raise ValueError(f"invalid {self}: max_tokens >= 2, bugs_per_function >= 0, max_files >= 0, "
+                             "max_file_bytes >= 1")
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1) > 1e-6:
             raise ValueError(f"split must be three shares that sum to 1, got {self.split}")
 
@@ -203,12 +204,12 @@ def _process(task):
     except OSError:
         return {"rel": rel, "sha256": "", "functions": [], "stats": Counter(), "skip": "unreadable"}
     res = {"rel": rel, "sha256": hashlib.sha256(data).hexdigest(), "functions": [], "stats": Counter()}
-    if len(data) > MAX_FILE_BYTES:
-        return res | {"skip": "too-large"}
+    if len(data) > config.max_file_bytes:
+        return res | {"skip": "too_large"}
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return res | {"skip": "non-utf8"}
+        return res | {"skip": "not_utf8"}
     try:
         res["functions"], res["stats"] = _file_samples(data, rel, random.Random(f"{seed}:{rel}"), config)
     except _Skip as e:

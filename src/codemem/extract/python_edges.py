@@ -42,7 +42,8 @@ def call_edges(toks: Tokens, tokens: list[str]) -> set[tuple[int, int, int]]:
     for d in toks.defs:
         # The function's own name is part of its `def f(` token, so it takes the name as written.
         name = d.child_by_field_name("name")
-        defs.setdefault(tokens[toks.leafpos[name.id]] if d.id != toks.fn.id else node_text(name), []).append(d)
+        spelled = tokens[toks.leafpos[name.id]] if d.id != toks.fn.id else node_text(name)
+        defs.setdefault(spelled, []).append(d)
     for call in toks.calls:
         callee = call.child_by_field_name("function")
         if callee.type != "identifier" or callee.id not in toks.leafpos:

@@ -229,11 +229,13 @@ class FunctionFlow:
                 body = self._block(alt.child_by_field_name("consequence"), depth + 1)
                 rest = [("stmt", self.t.anchor(alt))] + cond + [("branch", [body, rest])]
         cond = self._ev(self.walk(s.child_by_field_name("condition"), "r"))
-        return head + cond + [("branch", [self._block(s.child_by_field_name("consequence"), depth + 1), rest])]
+        body = self._block(s.child_by_field_name("consequence"), depth + 1)
+        return head + cond + [("branch", [body, rest])]
 
     def _for(self, s, depth, head) -> list:
         self._enter_loop()
-        pre = self._ev(self.walk(s.child_by_field_name("right"), "r"))  # the iterable runs once, before the loop
+        # The iterable is evaluated once, before the loop.
+        pre = self._ev(self.walk(s.child_by_field_name("right"), "r"))
         return pre + self._loop(s, depth, head + self._ev(self.walk(s.child_by_field_name("left"), "w")))
 
     def _while(self, s, depth, head) -> list:
@@ -267,7 +269,8 @@ class FunctionFlow:
         return head + [("try", parts, handlers, orelse, final)]
 
     def _with(self, s, depth, head) -> list:
-        return head + self._ev(self.walk_all(named(s)[:-1])) + self._block(s.child_by_field_name("body"), depth + 1)
+        items = self._ev(self.walk_all(named(s)[:-1]))
+        return head + items + self._block(s.child_by_field_name("body"), depth + 1)
 
     def _match(self, s, depth, head) -> list:
         subject = self._ev(self.walk_all(s.children_by_field_name("subject")))

@@ -85,7 +85,7 @@ class Tokens:
         self.own = {k: [p for p in v if p < n] for k, v in self.own.items()}
 
     def _walk(self, span):
-        """Depth-first and iterative: long expressions (`a + b + ...`) nest deeper than Python's recursion limit."""
+        """Depth-first, iterative: long expressions (`a + b + ...`) nest deeper than the recursion limit."""
         stack = [(span, None, None)]  # (node or marker, parent, enclosing def)
         while stack:
             n, parent, owner = stack.pop()
