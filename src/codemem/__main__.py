@@ -45,12 +45,16 @@ def stage(fn):
     """Load params, run the stage, turn known user errors into a clear message and exit code 2."""
 
     def wrapper(params: Path = PARAMS):
+        from codemem.archive import ArchiveError
+        from codemem.download import DownloadError
         from codemem.fetch import FetchError
+        from codemem.remote import RemoteError
         from codemem.params import ParamsError, load
 
         try:
             result = fn(load(params))
-        except (ParamsError, FetchError, UserError, FileNotFoundError, ValueError) as e:
+        except (ParamsError, FetchError, DownloadError, RemoteError, ArchiveError, UserError, FileNotFoundError,
+                ValueError) as e:
             console.print(f"[bold red]error[/] ({fn.__name__}): {e}")
             raise typer.Exit(2) from None
         if result is not None:

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 
 def run(params):
+    from codemem import datasets
+
+    if datasets.get(params.dataset).kind == "java-archive":
+        from codemem.extract import javasets
+
+        return javasets.run(params)
     if params.task == "methodname":
         from codemem.extract import methodname
 

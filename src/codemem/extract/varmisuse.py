@@ -14,6 +14,7 @@ format: `source_tokens`, `has_bug`, `error_location`, `repair_candidates`, `repa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -42,15 +43,35 @@ def build_stdlib(params: Params, corpus: Path, out_dir: Path) -> dict:
     return report
 
 
-def copy_shards(params: Params, corpus: Path, out_dir: Path) -> dict:
-    """Concatenate each split's published shards into `{split}.jsonl`, validating every sample."""
-    t0 = time.time()
-    report: dict = {"root": str(corpus), "splits": {}}
+@contextlib.contextmanager
+def _shards_root(corpus: Path, manifest: dict):
+    """The folder holding `{train,dev,eval}/` shards: data/py150-great when fetch downloaded them
+    (read in place, one shard at a time), else the corpus zip unpacked into a temporary folder."""
+    if manifest.get("kind") == "shards":
+        root = Path(manifest["source"])
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root} is missing: run the fetch stage (`dvc repro fetch`) or `dvc pull data.dvc`")
+        yield root
+        return
+    if not corpus.exists():
+        raise FileNotFoundError(f"{corpus} is missing: run the fetch stage first (`dvc repro fetch`)")
     with tempfile.TemporaryDirectory(prefix="codemem-great-") as root, zipfile.ZipFile(corpus) as z:
         z.extractall(root)
+        yield Path(root)
+
+
+def copy_shards(params: Params, corpus: Path, out_dir: Path, manifest: dict | None = None) -> dict:
+    """Concatenate each split's published shards into `{split}.jsonl`, validating every sample."""
+    t0 = time.time()
+    manifest = manifest or {}
+    wanted = set(manifest.get("shard_git_sha1", {}))  # downloaded: exactly the verified shards
+    report: dict = {"root": manifest.get("source", str(corpus)), "splits": {}}
+    with _shards_root(corpus, manifest) as root:
         for split in SPLITS:
             folder = Path(root) / split
             shards = great.shard_files(folder) if folder.is_dir() else []
+            if wanted:
+                shards = [p for p in shards if f"{split}/{p.name}" in wanted]
             if params.extract.max_files:
                 shards = shards[: params.extract.max_files]
             samples = (s for shard in shards for s in great.read_shards(shard))
@@ -72,14 +93,15 @@ def copy_shards(params: Params, corpus: Path, out_dir: Path) -> dict:
 
 def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")) -> dict:
     corpus = Path(raw_dir) / "corpus.zip"
-    if not corpus.exists():
+    manifest_path = Path(raw_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if not corpus.exists() and manifest.get("kind") != "shards":
         raise FileNotFoundError(f"{corpus} is missing: run the fetch stage first (`dvc repro fetch`)")
     kind = datasets.get(params.dataset).kind
     with io.atomic_dir(Path(out_dir)) as tmp:
-        report = build_stdlib(params, corpus, tmp) if kind == "stdlib" else copy_shards(params, corpus, tmp)
-        manifest = Path(raw_dir) / "manifest.json"
-        if manifest.exists():
-            report["corpus"] = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "shard_sha256"}
+        report = build_stdlib(params, corpus, tmp) if kind == "stdlib" else copy_shards(params, corpus, tmp, manifest)
+        if manifest:
+            report["corpus"] = {k: v for k, v in manifest.items() if k not in ("shard_sha256", "shard_git_sha1")}
         if report["splits"]["train"]["samples"] == 0 or report["splits"]["eval"]["samples"] == 0:
             raise ValueError(
                 f"extract made no {'training' if not report['splits']['train']['samples'] else 'eval'} samples "
