@@ -125,20 +125,21 @@ def _check_layout(path: Path, a: datasets.Archive) -> None:
     raise RemoteError(f"{path} holds no files: delete it and download it again")
 
 
-def great_shard_list(limit: int = 0) -> list[tuple[str, str]]:
-    """(split/shard name, git blob SHA-1) of the published shards, the first `limit` per split (0 = all)."""
-    text = resources.files("codemem.data").joinpath("great-shards.tsv").read_text()
+def great_shard_list(limit: int = 0, table: Path | None = None) -> list[tuple[str, str]]:
+    """(split/shard name, git blob SHA-1) of the published shards, the first `limit` per split (0 = all).
+    `table`: another list in the same format (`git hash-object` output, tab, split/name)."""
+    text = Path(table).read_text() if table else resources.files("codemem.data").joinpath("great-shards.tsv").read_text()
     rows = sorted(tuple(line.split("\t")[::-1]) for line in text.splitlines() if line.strip())
     if limit:
-        rows = [r for s in datasets.GREAT_SPLITS for r in [r for r in rows if r[0].startswith(f"{s}/")][:limit]]
+        rows = sorted(r for s in datasets.GREAT_SPLITS for r in [r for r in rows if r[0].startswith(f"{s}/")][:limit])
     return rows
 
 
-def fetch_great(params: Params, out_dir: Path, data_dir: Path = DATA) -> dict:
+def fetch_great(params: Params, out_dir: Path, data_dir: Path = DATA, table: Path | None = None) -> dict:
     """Py150-Great: every shard into data/py150-great/, each checked against its git blob SHA-1."""
     ds = datasets.get(params.dataset)
     root = data_dir / "py150-great"
-    shards = great_shard_list(params.fetch.shards)
+    shards = great_shard_list(params.fetch.shards, table)
     downloaded = 0
     for rel, sha1 in progress_bar(shards, f"fetch: {len(shards)} Py150-Great shards"):
         dest = root / rel
