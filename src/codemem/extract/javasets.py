@@ -213,13 +213,18 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         for split in io.SPLITS:
             for ext in ("c2v", "c2s"):
                 shutil.copyfile(work / split / f"{split}.{ext}", tmp / f"{split}.{ext}")
+        timing = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
         report_json = dict(sorted((report | counts).items())) | {
             "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": manifest["source_sha256"],
-            "splits": {s: {k: v for k, v in splits[s].items() if k != "counts"} for s in io.SPLITS},
+            "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", *timing)} for s in io.SPLITS},
         }  # fmt: skip
         if labels:
             report_json["names"] = _name_counts(work)
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
+    timings = {s: {k: splits[s][k] for k in timing} | {"files": splits[s]["counts"].get("files", 0),
+                                                         "samples": splits[s]["samples"]} for s in io.SPLITS}
+    io.atomic_write(Path(work_root) / "timing.json", json.dumps(timings | {"total_seconds": round(time.time() - t0, 1)},
+                                                                indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     log(f"extract: {report['files']} files, {counts} in {time.time() - t0:.0f} s")
     return {k: report_json[k] for k in ("files", "methods", *counts) if k in report_json}
