@@ -191,14 +191,7 @@ def great_shards(root: Path) -> list[tuple[str, Path]]:
 
 
 def fetch_great_shards(params: Params, out_dir: Path) -> dict:
-    """py150-great: copy the published shards named by fetch.source (no download yet)."""
-    if params.fetch.source == "auto":
-        raise FetchError(
-            f"dataset {params.dataset} needs the published Py150-Great shards (google-research-datasets/great): "
-            "set `fetch.source` to the folder holding them (train/, dev/, eval/ JSON-lines files), e.g. "
-            f"`dvc exp run -S dataset={params.dataset} -S fetch.source=/path/to/great`. Downloading them is "
-            "not supported yet; `stdlib-great` runs offline."
-        )
+    """py150-great with fetch.source: copy the shards of a local folder (`auto` downloads them instead)."""
     root = Path(params.fetch.source).expanduser()
     if not root.is_dir():
         raise FetchError(f"fetch.source {root} is not a folder of Py150-Great shards (train/, dev/, eval/)")
