@@ -61,7 +61,7 @@ def test_java_small_downloads_verifies_and_extracts_by_folder(workdir, small_arc
     assert samples.formats["c2s"].contexts["test"].shape[1] == 20
     c2v = samples.formats["c2v"]
     first = (workdir / "build/samples/train.c2v").read_text().split("\n", 1)[0].split(" ")
-    a, path, b = first[1].split(",")
+    a, path, _ = first[1].split(",")
     assert (c2v.tokens[c2v.contexts["train"][0, 0, 0]], c2v.paths[c2v.contexts["train"][0, 0, 1]]) == (a, path)
     assert samples.labels[samples.split_labels["train"][0]] == first[0]
     assert len(c2v.variants["test"].owner) > 0 and c2v.variants["test"].owner.max() < report["samples_test"]

@@ -48,8 +48,8 @@ def stage(fn):
         from codemem.archive import ArchiveError
         from codemem.download import DownloadError
         from codemem.fetch import FetchError
-        from codemem.remote import RemoteError
         from codemem.params import ParamsError, load
+        from codemem.remote import RemoteError
 
         try:
             result = fn(load(params))

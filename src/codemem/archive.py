@@ -61,7 +61,7 @@ def check_link(member: tarfile.TarInfo) -> str | None:
     # A symlink's target is relative to the link's folder, a hardlink's to the archive's root.
     base = posixpath.dirname(member.name) if member.issym() else ""
     resolved = posixpath.normpath(posixpath.join(base, target))
-    if resolved == ".." or resolved.startswith("../") or resolved.startswith("/"):
+    if resolved == ".." or resolved.startswith(("../", "/")):
         return f"is a {'hard' if member.islnk() else 'symbolic'} link out of the tree (to {target!r})"
     return None
 
@@ -113,7 +113,7 @@ def stream(path: Path, select: Callable[[str], bool] = lambda name: True,
 
     path = Path(path)
     try:
-        raw = gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
+        raw = gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as e:
         raise ArchiveError(f"{path}: cannot open ({e})") from e
     counted = _Counting(raw, limits.total_bytes, str(path))
@@ -139,6 +139,8 @@ def stream(path: Path, select: Callable[[str], bool] = lambda name: True,
     except (tarfile.TarError, EOFError, OSError) as e:  # gzip's BadGzipFile is an OSError
         raise ArchiveError(f"{path}: not a readable tar.gz ({type(e).__name__}: {e}): delete it and download "
                            "it again") from e
+    finally:
+        counted.close()
 
 
 def _is_gzip(path: Path) -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -125,7 +124,7 @@ def _transfer(url: str, part: Path, timeout: float, label: str, show: bool = Tru
         if e.code == 429 or e.code >= 500:
             raise _Retry(f"HTTP {e.code}") from None
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}: {FIX}") from None
-    except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as e:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", e)
         raise _Retry(f"cannot connect ({reason})") from None
     with response:
@@ -146,7 +145,7 @@ def _transfer(url: str, part: Path, timeout: float, label: str, show: bool = Tru
                     f.write(chunk)
                     got += len(chunk)
                     bar.advance(len(chunk))
-            except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as e:
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
                 raise _Retry(f"connection lost after {got:,} bytes ({type(e).__name__})") from None
         if total is not None and got < total:
             raise _Retry(f"connection closed after {got:,} of {total:,} bytes")

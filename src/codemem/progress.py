@@ -53,7 +53,7 @@ class ByteProgress:
             self.progress = Progress(*columns, console=console, transient=False)
             self.task = self.progress.add_task(description, total=total, completed=done)
 
-    def __enter__(self) -> ByteProgress:
+    def __enter__(self):
         if self.progress:
             self.progress.start()
         return self

@@ -285,7 +285,7 @@ def _split_pass(pool, source, layout, limits, split, chosen, x, work) -> None:
         items = ((n, d, split, chosen[n]) for n, d in items if n in chosen)
     else:
         items = ((n, d, split, None) for n, d in _limit(items, x.max_files))
-    files = {ext: open(tmp / name, "w") for ext, name in
+    files = {ext: open(tmp / name, "w") for ext, name in  # noqa: SIM115 (closed in `finally`)
              (("c2v", f"{split}.c2v"), ("c2s", f"{split}.c2s"), ("m", "methods.jsonl"), ("v", "variants.jsonl"))}
     try:
         for name, status, c, out in progress_bar(_pipelined(pool, _extract, items), f"extract: {split} split"):
