@@ -113,7 +113,7 @@ def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build
     # in a varying order; the deterministic variants make same params give the same metrics.
     torch.use_deterministic_algorithms(True, warn_only=True)
     config = params.model_config()
-    samples = io.load_samples(samples_dir)
+    samples = io.load_samples(samples_dir, formats=(RUNNERS[params.model].fmt,))  # only the model's: RAM at scale
     noisy = corrupt.load_noisy_labels(noisy_dir)
     torch.manual_seed(params.seed)
     runner = RUNNERS[params.model](samples, noisy, params.extract.max_contexts, device, config)
