@@ -256,7 +256,11 @@ def main() -> None:
         elif not args.no_train:
             figures |= time_run(params, args, task, n_train)
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    figures["peak_rss_children_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures["peak_rss_children_mib"] = round(children.ru_maxrss / 1024)
+    # CPU seconds (this process, its finished workers): on a shared machine, wall time alone misleads.
+    figures["cpu_seconds"] = {"main": round(time.process_time(), 1), "workers": round(children.ru_utime + children.ru_stime, 1)}
+    print(f"CPU seconds: main {figures['cpu_seconds']['main']}, workers {figures['cpu_seconds']['workers']}")
     figures |= extract_figures
     print(f"peak RSS (this process): {figures['peak_rss_mib']} MiB; largest worker process: "
           f"{figures['peak_rss_children_mib']} MiB")

@@ -1,6 +1,7 @@
 """Build a Java-Small-sized look-alike archive from Debian's Java source packages, for the scale benchmark.
 
-    python repro/debian_corpus.py OUT_DIR            # -> OUT_DIR/java-small.tar.gz (+ corpus.json)
+    python repro/debian_corpus.py OUT_DIR                     # -> OUT_DIR/java-small.tar.gz (+ java-small.json)
+    python repro/debian_corpus.py OUT_DIR --root java-large   # the same files as java-large.tar.gz (java-top10)
 
 The real Java-Small cannot be downloaded here, so this makes an archive in its exact layout
 (`java-small/{training,validation,test}/<project>/...`, .java files only) from the upstream sources
@@ -55,7 +56,7 @@ def download(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def repack(found: dict[str, list[Path]], out: Path) -> dict:
+def repack(found: dict[str, list[Path]], out: Path, root: str = "java-small") -> dict:
     counts = {"files": {}, "bytes": 0}
     with tarfile.open(out.with_suffix(".part"), "w:gz", compresslevel=6) as tar:
         for package, tarballs in found.items():
@@ -67,7 +68,7 @@ def repack(found: dict[str, list[Path]], out: Path) -> dict:
                             continue
                         data = src.extractfile(m).read()
                         inner = m.name.split("/", 1)[1] if "/" in m.name else m.name
-                        info = tarfile.TarInfo(f"java-small/{PACKAGES[package]}/{package}/{inner}")
+                        info = tarfile.TarInfo(f"{root}/{PACKAGES[package]}/{package}/{inner}")
                         info.size, info.mtime = len(data), 1_600_000_000
                         tar.addfile(info, io.BytesIO(data))
                         n += 1
@@ -80,15 +81,16 @@ def repack(found: dict[str, list[Path]], out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
+    ap.add_argument("--root", default="java-small", help="top folder and file name: java-large for java-top10")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     found = download(args.out)
-    out = args.out / "java-small.tar.gz"
-    counts = repack(found, out)
+    out = args.out / f"{args.root}.tar.gz"
+    counts = repack(found, out, args.root)
     counts |= {"packages": {p: [t.name for t in ts] for p, ts in found.items()}, "archive_bytes": out.stat().st_size,
                "seconds": round(time.time() - t0, 1)}  # fmt: skip
-    (args.out / "corpus.json").write_text(json.dumps(counts, indent=2) + "\n")
+    (args.out / f"{args.root}.json").write_text(json.dumps(counts, indent=2) + "\n")
     print(json.dumps(counts, indent=2))
 
 
