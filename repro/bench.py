@@ -91,7 +91,10 @@ def prepare_samples(params, task: str) -> int:
         if Path("build/extract-work/timing.json").exists():  # the study's Java archives: per split
             extract_figures["splits"] = json.loads(Path("build/extract-work/timing.json").read_text())
             for split, f in extract_figures["splits"].items():
-                if isinstance(f, dict):
+                if split == "scan":
+                    print(f"  name scan: {f['files']} files, {f['methods_parsed']} methods parsed for their names "
+                          f"in {f['seconds']} s")  # fmt: skip
+                elif isinstance(f, dict):
                     print(f"  {split:5s}: {f['files']} files, {f['samples']} methods in {f['seconds']} s: "
                           f"{f['files_per_s']} files/s, {f['methods_per_s']} methods/s")  # fmt: skip
         if task == "methodname":

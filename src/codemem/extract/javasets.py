@@ -200,6 +200,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     splits = {s: json.loads((work / s / "done.json").read_text()) for s in io.SPLITS}
     for s in splits.values():
         report.update(s["counts"])
+    scan_seconds = report.pop("_scan_seconds", None)
     counts = {f"samples_{s}": splits[s]["samples"] for s in io.SPLITS}
     if not counts["samples_train"] or not counts["samples_test"]:
         raise ValueError(f"extract: {source} gave {counts}: the archive's training or test folder has no usable "
@@ -223,6 +224,9 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
     timings = {s: {k: splits[s][k] for k in timing} | {"files": splits[s]["counts"].get("files", 0),
                                                          "samples": splits[s]["samples"]} for s in io.SPLITS}
+    if scan_seconds is not None:  # java-top10's name scan over every split
+        timings["scan"] = {"seconds": scan_seconds, "files": sum(v for k, v in report.items() if k.startswith("scan_files_")),
+                           "methods_parsed": report["scan_methods_parsed"]}  # fmt: skip
     io.atomic_write(Path(work_root) / "timing.json", json.dumps(timings | {"total_seconds": round(time.time() - t0, 1)},
                                                                 indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
@@ -239,7 +243,7 @@ def _choose_top10(pool, source, layout, limits, params, work, report) -> dict[st
     """Pass 1 of Java-Top10: scan every split for the ten names; sample the training methods."""
     done = work / "top10-chosen.json"
     if not done.exists():
-        candidates, counts = [], Counter()
+        t0, candidates, counts = time.time(), [], Counter()
         stream = _members(source, layout, limits, lambda split: split is not None)
         items = ((n, d) for n, d in _limit(stream, params.extract.max_files))
         for name, status, n_methods, wanted in progress_bar(_pipelined(pool, _scan, items), "extract: scanning names"):
@@ -255,8 +259,9 @@ def _choose_top10(pool, source, layout, limits, params, work, report) -> dict[st
                 train = [train[i] for i in sorted(rng.choice(len(train), params.extract.per_name, replace=False))]
             for _, name, index, _ in train + [c for c in candidates if c[0] != "train" and c[3] == label]:
                 chosen.setdefault(name, []).append(index)
-        io.atomic_write(done, json.dumps({"chosen": chosen, "counts": counts}))
+        io.atomic_write(done, json.dumps({"chosen": chosen, "counts": counts, "seconds": round(time.time() - t0, 1)}))
     data = json.loads(done.read_text())
+    report["_scan_seconds"] = data["seconds"]  # timing: kept out of report.json
     report.update(data["counts"])
     return {name: sorted(ix) for name, ix in data["chosen"].items()}
 
