@@ -7,6 +7,9 @@
     python repro/bench.py --profile 20                      # torch.profiler over 20 training steps
     python repro/bench.py --set dataset=stdlib-great --set model=great      # VarMisuse steps
     python repro/bench.py --device cuda --set train.samples_per_step=250000  # the study's step on a GPU
+    python repro/bench.py --no-train --set dataset=java-small --set fetch.source=ARCHIVE   # extraction at scale
+        (ARCHIVE: the real java-small.tar.gz, or the look-alike `repro/debian_corpus.py` builds; per split:
+        files/s, methods/s; peak RSS of the main process and of the largest worker)
 
 Runs the real stages (fetch, extract, corrupt, train) in a work folder (a temporary one unless
 `--workdir` names one, whose extracted samples are then reused when the data settings match) with the
@@ -62,6 +65,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+extract_figures: dict = {}  # what prepare_samples measured, for --json
+
+
 def prepare_samples(params, task: str) -> int:
     """fetch + extract + corrupt in the current folder, skipping fetch and extract when this folder
     already holds samples made from the same data settings. Returns the training samples per epoch."""
@@ -77,14 +83,23 @@ def prepare_samples(params, task: str) -> int:
     else:
         t = time.perf_counter()
         manifest = fetch.run(params)
-        print(f"fetch:   {time.perf_counter() - t:6.1f} s  {manifest['files']} files from {manifest['source']} "
+        print(f"fetch:   {time.perf_counter() - t:6.1f} s  {manifest.get('files', '-')} files from {manifest['source']} "
               f"({manifest.get('version', '')})")  # fmt: skip
         t = time.perf_counter()
         report = extract.run(params)
+        extract_figures["extract_seconds"] = round(time.perf_counter() - t, 1)
+        if Path("build/extract-work/timing.json").exists():  # the study's Java archives: per split
+            extract_figures["splits"] = json.loads(Path("build/extract-work/timing.json").read_text())
+            for split, f in extract_figures["splits"].items():
+                if split == "scan":
+                    print(f"  name scan: {f['files']} files, {f['methods_parsed']} methods parsed for their names "
+                          f"in {f['seconds']} s")  # fmt: skip
+                elif isinstance(f, dict):
+                    print(f"  {split:5s}: {f['files']} files, {f['samples']} methods in {f['seconds']} s: "
+                          f"{f['files_per_s']} files/s, {f['methods_per_s']} methods/s")  # fmt: skip
         if task == "methodname":
-            print(f"extract: {time.perf_counter() - t:6.1f} s  {report['methods']} methods scanned, "
-                  f"{report['samples_train']}/{report['samples_val']}/{report['samples_test']} samples, "
-                  f"{report['variants_test']} renaming variants")  # fmt: skip
+            print(f"extract: {time.perf_counter() - t:6.1f} s  {report.get('methods', '-')} methods scanned, "
+                  f"{report['samples_train']}/{report['samples_val']}/{report['samples_test']} samples")  # fmt: skip
         else:
             print(f"extract: {time.perf_counter() - t:6.1f} s  {report['train']}/{report['dev']}/{report['eval']} samples")
         stamp.write_text(key)
@@ -244,7 +259,14 @@ def main() -> None:
         elif not args.no_train:
             figures |= time_run(params, args, task, n_train)
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(f"peak RSS (this process): {figures['peak_rss_mib']} MiB")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures["peak_rss_children_mib"] = round(children.ru_maxrss / 1024)
+    # CPU seconds (this process, its finished workers): on a shared machine, wall time alone misleads.
+    figures["cpu_seconds"] = {"main": round(time.process_time(), 1), "workers": round(children.ru_utime + children.ru_stime, 1)}
+    print(f"CPU seconds: main {figures['cpu_seconds']['main']}, workers {figures['cpu_seconds']['workers']}")
+    figures |= extract_figures
+    print(f"peak RSS (this process): {figures['peak_rss_mib']} MiB; largest worker process: "
+          f"{figures['peak_rss_children_mib']} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from lookalike import Server
 
-from codemem import corrupt, evaluate, extract, fetch, train
+from codemem import corrupt, evaluate, extract, fetch, remote, train
 from codemem import varmisuse_training as V
 from codemem.extract import great
 from codemem.metrics import gini
@@ -155,8 +156,11 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 
 def test_py150_great_needs_its_shards(workdir):
-    with pytest.raises(fetch.FetchError, match="set `fetch.source` to the folder"):
-        fetch.run(from_dict({"dataset": "py150-great", "model": "great"}))
+    with Server() as gone:
+        url = gone.url  # nothing listens there any more: an unreachable host
+    with pytest.raises(remote.RemoteError, match="cannot connect.*`fetch.source` to a local copy"):
+        fetch.run(from_dict({"dataset": "py150-great", "model": "great", "fetch": {"url": url, "retries": 0}}))
+    assert not list(Path("data").rglob("*SStuB*"))  # nothing that looks like a shard was left
     with pytest.raises(fetch.FetchError, match="no train or eval shards"):
         fetch.run(from_dict({"dataset": "py150-great", "model": "great", "fetch": {"source": str(FIXTURE.parent)}}))
     shards = workdir / "great"

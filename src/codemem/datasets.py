@@ -8,12 +8,39 @@ runs offline. The JDK version is part of the dataset: fetch records it and the a
 VarMisuse: `stdlib-great` builds GREAT-style samples (Hellendoorn et al., ICLR 2020) from the running
 Python's standard library, so it too runs offline; the Python version and a sha256 over the files
 are recorded (a different Python is a different dataset). `py150-great` reads the published
-Py150-Great shards (google-research-datasets/great) from a folder named by `fetch.source`.
+Py150-Great shards (google-research-datasets/great), downloaded shard by shard (each checked against
+its git blob SHA-1, listed in `codemem/data/great-shards.tsv`) or read from a folder named by
+`fetch.source`.
+
+The study's own MethodName corpora are code2seq's raw archives: `java-small`, `java-med` and
+`java-large` take every method, split by the archive's training / validation / test folders (whole
+projects); `java-top10` applies the study's recipe to Java-Large (10 fixed names, about 1,000 training
+methods each, seeded; every such method of the validation and test folders). The archives are
+downloaded into `data/` (tracked by `data.dvc`), their sha256 recorded in `data.checksums.json` on
+the first download and enforced after.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+CODE2SEQ_DATASETS = "https://s3.amazonaws.com/code2seq/datasets"
+GREAT_REPOSITORY = "https://raw.githubusercontent.com/google-research-datasets/great/master"
+GREAT_SPLITS = ("train", "dev", "eval")
+# The ten names of Java-Top10, as labels (sub-tokens joined by `|`, code2vec's label format).
+TOP10_LABELS = ("init", "main", "equals", "run", "on|create", "set|up", "to|string", "hash|code", "execute", "get")
+GB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A published tar.gz: `<root>/{training,validation,test}/<project>/.../*.java`."""
+
+    filename: str
+    root: str
+    size_note: str  # what is known of its size (DATASETS.md), for messages and the README
+    max_expanded: int  # bytes the decompressed stream may reach before it is refused as a bomb
+    folders: dict = field(default_factory=lambda: {"training": "train", "validation": "val", "test": "test"})
 
 
 @dataclass(frozen=True)
@@ -22,9 +49,18 @@ class Dataset:
     task: str  # "methodname" | "varmisuse"
     # "jdk": a JDK src.zip found locally or unpacked from Debian's openjdk-17-source;
     # "stdlib": the .py files of the running Python's standard library;
-    # "great-shards": a folder of published GREAT JSON-lines shards, given by fetch.source.
+    # "great-shards": the published GREAT JSON-lines shards, downloaded or from fetch.source;
+    # "java-archive": one of code2seq's raw Java archives, downloaded or from fetch.source.
     kind: str
     description: str
+    archive: Archive | None = None
+    recipe: str = "all"  # java-archive: "all" (every method) or "top10" (the study's Java-Top10)
+    base_url: str = ""  # where the files are, unless fetch.url names a mirror
+
+
+JAVA_SMALL = Archive("java-small.tar.gz", "java-small", "83.6 MB compressed", 8 * GB)
+JAVA_MED = Archive("java-med.tar.gz", "java-med", "408 MB compressed, 2.4 GB extracted", 32 * GB)
+JAVA_LARGE = Archive("java-large.tar.gz", "java-large", "size unpublished (several GB)", 256 * GB)
 
 
 _REGISTRY = {
@@ -47,9 +83,19 @@ _REGISTRY = {
             "py150-great",
             "varmisuse",
             "great-shards",
-            "the published Py150-Great shards (google-research-datasets/great); fetch.source must name a "
-            "folder holding them (train/, dev/, eval/)",
+            "the published Py150-Great shards (google-research-datasets/great), downloaded and checked against "
+            "their git blob SHA-1s, or fetch.source: a folder holding them (train/, dev/, eval/)",
+            base_url=GREAT_REPOSITORY,
         ),
+        Dataset("java-small", "methodname", "java-archive", "code2seq's Java-Small: every method, the archive's "
+                "training / validation / test projects", JAVA_SMALL, "all", CODE2SEQ_DATASETS),
+        Dataset("java-med", "methodname", "java-archive", "code2seq's Java-Med: every method, the archive's "
+                "training / validation / test projects", JAVA_MED, "all", CODE2SEQ_DATASETS),
+        Dataset("java-large", "methodname", "java-archive", "code2seq's Java-Large: every method, the archive's "
+                "training / validation / test projects", JAVA_LARGE, "all", CODE2SEQ_DATASETS),
+        Dataset("java-top10", "methodname", "java-archive", "the study's Java-Top10 over Java-Large: 10 names, "
+                "~1,000 training methods each (seeded), every such method in validation / test",
+                JAVA_LARGE, "top10", CODE2SEQ_DATASETS),
     ]
 }
 

@@ -14,7 +14,8 @@ VarMisuse datasets write the same kind of zip:
   folders and site-packages (the file list of `extract.python.corpus_files`), or of the folder in
   `fetch.source`; the manifest records the Python version and `stdlib_version`'s sha256.
 - `great-shards` (py150-great): the published GREAT shards from the folder in `fetch.source`, as
-  `train/`, `dev/`, `eval/` members, each shard's sha256 recorded. Downloading them is not done yet.
+  `train/`, `dev/`, `eval/` members, each shard's sha256 recorded. Without `fetch.source` they are
+  downloaded instead (codemem.remote), as are code2seq's Java archives (java-small/med/large/top10).
 """
 
 from __future__ import annotations
@@ -191,14 +192,7 @@ def great_shards(root: Path) -> list[tuple[str, Path]]:
 
 
 def fetch_great_shards(params: Params, out_dir: Path) -> dict:
-    """py150-great: copy the published shards named by fetch.source (no download yet)."""
-    if params.fetch.source == "auto":
-        raise FetchError(
-            f"dataset {params.dataset} needs the published Py150-Great shards (google-research-datasets/great): "
-            "set `fetch.source` to the folder holding them (train/, dev/, eval/ JSON-lines files), e.g. "
-            f"`dvc exp run -S dataset={params.dataset} -S fetch.source=/path/to/great`. Downloading them is "
-            "not supported yet; `stdlib-great` runs offline."
-        )
+    """py150-great with fetch.source: copy the shards of a local folder (`auto` downloads them instead)."""
     root = Path(params.fetch.source).expanduser()
     if not root.is_dir():
         raise FetchError(f"fetch.source {root} is not a folder of Py150-Great shards (train/, dev/, eval/)")
@@ -238,8 +232,16 @@ def run(params: Params, layout: Layout = PROJECT) -> dict:
     kind = datasets.get(params.dataset).kind
     if kind == "stdlib":
         return fetch_stdlib(params, out_dir)
+    if kind == "great-shards" and params.fetch.source == "auto":
+        from codemem import remote
+
+        return remote.fetch_great(params, out_dir)
     if kind == "great-shards":
         return fetch_great_shards(params, out_dir)
+    if kind == "java-archive":
+        from codemem import remote
+
+        return remote.fetch_archive(params, out_dir)
     with tempfile.TemporaryDirectory() as scratch:
         if params.fetch.source != "auto":
             source = Path(params.fetch.source).expanduser()

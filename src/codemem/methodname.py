@@ -36,6 +36,12 @@ class MethodName(Task):
     study_columns = {"train": "train_f1", "test": "test_f1", "gini": "gini", "csr": "csr"}  # noqa: RUF012
 
     def extract(self, params: Params, layout: Layout) -> dict:
+        from codemem import datasets
+
+        if datasets.get(params.dataset).kind == "java-archive":  # the study's Java-* archives, at scale
+            from codemem.extract import javasets
+
+            return javasets.run(params, layout.raw, layout.samples)
         from codemem.extract import methodname
 
         return methodname.run(params, layout)

@@ -29,6 +29,12 @@ class ParamsError(UserError):
 @dataclass(frozen=True)
 class FetchParams:
     source: str = "auto"  # "auto" (local JDK, else Debian's openjdk-17-source) or a path: zip / folder
+    # Downloaded datasets (java-*, py150-great): `source` may name a local copy (the archive, or the
+    # shards' folder); `url` a mirror serving the same file names (empty = the original host).
+    url: str = ""
+    shards: int = 0  # py150-great: download / use the first N shards of each split (0 = all 300)
+    retries: int = 5
+    timeout: float = 60.0  # seconds without a byte before a connection counts as lost
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,11 @@ def validate(p: Params) -> None:
         (p.extract.top_names >= 1, "extract.top_names must be >= 1"),
         (p.extract.per_name >= 0, "extract.per_name must be >= 0 (0 = no cap)"),
         (p.extract.max_files >= 0, "extract.max_files must be >= 0 (0 = all files)"),
+        (p.fetch.shards >= 0, "fetch.shards must be >= 0 (0 = all shards)"),
+        (p.fetch.retries >= 0, "fetch.retries must be >= 0"),
+        (p.fetch.timeout > 0, "fetch.timeout must be > 0 seconds"),
+        (not p.fetch.url or p.fetch.url.startswith(("http://", "https://")),
+         "fetch.url must be an http:// or https:// mirror (a local copy goes in fetch.source)"),
         (p.train.samples_per_step >= 1, "train.samples_per_step must be >= 1"),
         (p.train.measure_samples >= 0, "train.measure_samples must be >= 0 (0 = all)"),
         (all(s >= 0 for s in p.extract.split) and abs(sum(p.extract.split) - 1.0) < 1e-6 and p.extract.split[2] > 0,

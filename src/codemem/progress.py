@@ -38,3 +38,30 @@ def progress_bar(items: Iterable[T], description: str, total: int | None = None)
 def log(message: str) -> None:
     if not os.environ.get("CODEMEM_QUIET"):
         console.print(message)
+
+
+class ByteProgress:
+    """A bar for a transfer: bytes done, total, speed and ETA (quiet when CODEMEM_QUIET is set)."""
+
+    def __init__(self, description: str, total: int | None, done: int = 0, show: bool = True):
+        self.progress = None
+        if show and not os.environ.get("CODEMEM_QUIET"):
+            from rich.progress import DownloadColumn, TransferSpeedColumn
+
+            columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                       TransferSpeedColumn(), TimeRemainingColumn())  # fmt: skip
+            self.progress = Progress(*columns, console=console, transient=False)
+            self.task = self.progress.add_task(description, total=total, completed=done)
+
+    def __enter__(self):
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def advance(self, n: int) -> None:
+        if self.progress:
+            self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress:
+            self.progress.stop()

@@ -14,6 +14,7 @@ format: `source_tokens`, `has_bug`, `error_location`, `repair_candidates`, `repa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -21,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 from codemem import datasets, io
-from codemem.errors import InputError
+from codemem.errors import InputError, MissingInputError
 from codemem.extract import great
 from codemem.extract import python as stdlib_great
 from codemem.params import Params
@@ -44,15 +45,35 @@ def build_stdlib(params: Params, corpus: Path, out_dir: Path) -> dict:
     return report
 
 
-def copy_shards(params: Params, corpus: Path, out_dir: Path) -> dict:
-    """Concatenate each split's published shards into `{split}.jsonl`, validating every sample."""
-    t0 = time.time()
-    report: dict = {"root": str(corpus), "splits": {}}
+@contextlib.contextmanager
+def _shards_root(corpus: Path, manifest: dict):
+    """The folder holding `{train,dev,eval}/` shards: data/py150-great when fetch downloaded them
+    (read in place, one shard at a time), else the corpus zip unpacked into a temporary folder."""
+    if manifest.get("kind") == "shards":
+        root = Path(manifest["source"])
+        if not root.is_dir():
+            raise MissingInputError(f"{root} is missing: run the fetch stage (`dvc repro fetch`) or `dvc pull data.dvc`")
+        yield root
+        return
+    if not corpus.exists():
+        raise MissingInputError(f"{corpus} is missing: run the fetch stage first (`dvc repro fetch`)")
     with tempfile.TemporaryDirectory(prefix="codemem-great-") as root, zipfile.ZipFile(corpus) as z:
         z.extractall(root)
+        yield Path(root)
+
+
+def copy_shards(params: Params, corpus: Path, out_dir: Path, manifest: dict | None = None) -> dict:
+    """Concatenate each split's published shards into `{split}.jsonl`, validating every sample."""
+    t0 = time.time()
+    manifest = manifest or {}
+    wanted = set(manifest.get("shard_git_sha1", {}))  # downloaded: exactly the verified shards
+    report: dict = {"root": manifest.get("source", str(corpus)), "splits": {}}
+    with _shards_root(corpus, manifest) as root:
         for split in SPLITS:
             folder = Path(root) / split
             shards = great.shard_files(folder) if folder.is_dir() else []
+            if wanted:
+                shards = [p for p in shards if f"{split}/{p.name}" in wanted]
             if params.extract.max_files:
                 shards = shards[: params.extract.max_files]
             samples = (s for shard in shards for s in great.read_shards(shard))
@@ -73,12 +94,15 @@ def copy_shards(params: Params, corpus: Path, out_dir: Path) -> dict:
 
 
 def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
-    corpus = io.require(layout.corpus, "fetch")
+    corpus = layout.corpus
+    manifest = json.loads(layout.manifest.read_text()) if layout.manifest.exists() else {}
+    if manifest.get("kind") != "shards":  # py150-great's shards are read in place from data/
+        io.require(corpus, "fetch")
     kind = datasets.get(params.dataset).kind
     with io.atomic_dir(layout.samples) as tmp:
-        report = build_stdlib(params, corpus, tmp) if kind == "stdlib" else copy_shards(params, corpus, tmp)
-        if layout.manifest.exists():
-            report["corpus"] = {k: v for k, v in json.loads(layout.manifest.read_text()).items() if k != "shard_sha256"}
+        report = build_stdlib(params, corpus, tmp) if kind == "stdlib" else copy_shards(params, corpus, tmp, manifest)
+        if manifest:
+            report["corpus"] = {k: v for k, v in manifest.items() if k not in ("shard_sha256", "shard_git_sha1")}
         if report["splits"]["train"]["samples"] == 0 or report["splits"]["eval"]["samples"] == 0:
             raise InputError(
                 f"extract made no {'training' if not report['splits']['train']['samples'] else 'eval'} samples "

@@ -1,0 +1,330 @@
+"""extract (MethodName) for code2seq's Java archives: Java-Small, -Med, -Large and the study's Java-Top10.
+
+These corpora are far larger than the JDK (Java-Large: ~16M methods), so the in-memory path of
+`methodname.run` does not scale to them. Here:
+
+- members stream straight out of the verified tar.gz (`codemem.archive`: checked headers, bounded
+  memory), never unpacked; the main process decompresses and writes, worker processes parse;
+- a split is the archive's own folder (`training` -> train, `validation` -> val, `test` -> test),
+  so projects never straddle splits, as in the published datasets;
+- each split is its own pass over the archive and lands in `build/extract-work/<key>/<split>/` with
+  a `done.json`: a killed run restarts the unfinished split only (decompressing past the others
+  costs seconds, parsing them would cost hours). The key hashes the archive's sha256 and every
+  setting that changes the output, so stale work is never reused;
+- `recipe: all` keeps every method with a body; `recipe: top10` (Java-Top10) first scans all splits
+  with a cheap name prefilter (a regex over identifiers followed by `(`; only files naming one of the
+  ten labels are parsed, and only for method names), then samples `extract.per_name` training methods
+  per name (seeded) and keeps every such validation / test method; only those get path-contexts.
+- contexts.npz is assembled from the per-split text files at the end, row by row, with the tables
+  of tokens and paths as the only large in-memory state (`codemem.extract.npzstream`).
+
+Like upstream's preprocessing (and unlike `jdk-top10`), bodies are not deduplicated: the published
+archives were already deduplicated by file, and the study used them as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from codemem import archive, datasets, io
+from codemem.errors import InputError, MissingInputError
+from codemem.extract import npzstream
+from codemem.extract.java import JavaExtractor, PathConfig, _label_of, c2v_line
+from codemem.extract.methodname import _variants
+from codemem.params import Params
+from codemem.progress import log, progress_bar
+
+_IDENT_CALL = re.compile(rb"([A-Za-z_$][A-Za-z0-9_$]*)\s*\(")
+_w: dict = {}  # per-worker state
+
+
+def _init(config: PathConfig, seed: int, max_contexts: int, stored: int, labels) -> None:
+    _w.update(extractor=JavaExtractor(config), config=config, seed=seed, max_contexts=max_contexts,
+              stored=stored, labels=frozenset(labels) if labels else None, names={})  # fmt: skip
+
+
+def _status(data: bytes) -> str:
+    if len(data) > _w["config"].max_file_bytes:
+        return "too_large"
+    if b"\0" in data:
+        return "binary"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not_utf8"
+    return "ok"
+
+
+def _mentions(data: bytes) -> bool:
+    """The cheap prefilter: does any identifier followed by `(` have one of the wanted labels?"""
+    cache, wanted = _w["names"], _w["labels"]
+    for m in _IDENT_CALL.finditer(data):
+        ident = m.group(1)
+        hit = cache.get(ident)
+        if hit is None:
+            hit = cache[ident] = _label_of(ident.decode("ascii", "replace")) in wanted
+            if len(cache) > 1 << 20:
+                cache.clear()
+        if hit:
+            return True
+    return False
+
+
+def _scan(item):
+    """Top10 pass 1: (name, status, [(index, label)] of the wanted, error-free methods)."""
+    name, data = item
+    status = _status(data)
+    if status != "ok":
+        return name, status, 0, []
+    if not _mentions(data):
+        return name, "prefiltered", 0, []
+    infos = _w["extractor"].methods(data)
+    wanted = [(m.index, m.label) for m in infos if m.label in _w["labels"] and not m.has_error]
+    return name, "ok", len(infos), wanted
+
+
+def _extract(item):
+    """Path-contexts of one file's methods (`only`: their indices, None = every error-free one)."""
+    name, data, split, only = item
+    status = _status(data)
+    if status != "ok":
+        return name, status, Counter(), []
+    counts: Counter = Counter()
+    ex = _w["extractor"]
+    if only is None:
+        infos = ex.methods(data)
+        counts["methods"] = len(infos)
+        counts["methods_with_syntax_errors"] = sum(m.has_error for m in infos)
+        counts["methods_without_name_subtokens"] = sum(not m.label and not m.has_error for m in infos)
+        only = [m.index for m in infos if m.label and not m.has_error]
+    if not only:
+        return name, status, counts, []
+    out, test = [], split == "test"
+    limit = _w["stored"] if split == "train" else _w["max_contexts"]
+    for s in ex.extract(data, key=name, seed=_w["seed"], only=only):
+        c2v = s.c2v_contexts(_w["max_contexts"])
+        c2s = s.c2s_contexts(limit)
+        item = {"name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables), "c2v": c2v,
+                "c2s": c2s}
+        if test:
+            item["c2v_variants"] = _variants(s, c2v, lambda m: m.c2v_contexts(_w["max_contexts"]))
+            item["c2s_variants"] = _variants(s, c2s, lambda m: m.c2s_contexts(limit))
+        out.append(item)
+    return name, status, counts, out
+
+
+def _batches(items, max_files: int = 256, max_bytes: int = 16 << 20):
+    batch, size = [], 0
+    for item in items:
+        batch.append(item)
+        size += len(item[1])
+        if len(batch) >= max_files or size >= max_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _pipelined(pool, fn, items):
+    """Results of fn over items, in order, with at most two batches in flight (bounded memory)."""
+    pending = []
+    for batch in _batches(items):
+        pending.append(pool.map_async(fn, batch, chunksize=4))
+        if len(pending) >= 2:
+            yield from pending.pop(0).get()
+    for p in pending:
+        yield from p.get()
+
+
+class Layout:
+    """Which split a member belongs to, from the archive's folders."""
+
+    def __init__(self, a: datasets.Archive):
+        self.prefixes = {f"{a.root}/{folder}/": split for folder, split in a.folders.items()}
+
+    def split(self, name: str) -> str | None:
+        for prefix, split in self.prefixes.items():
+            if name.startswith(prefix):
+                return split
+        return None
+
+    def project(self, name: str) -> str:
+        parts = name.split("/")
+        return parts[2] if len(parts) > 3 else ""
+
+
+def _work_key(manifest: dict, params: Params) -> str:
+    x = params.extract
+    settings = {"sha256": manifest["source_sha256"], "recipe": manifest["recipe"], "seed": params.seed,
+                "max_path_length": x.max_path_length, "max_path_width": x.max_path_width,
+                "max_contexts": x.max_contexts, "stored": x.max_contexts_stored, "per_name": x.per_name,
+                "max_file_bytes": x.max_file_bytes, "max_files": x.max_files, "format": 1}  # fmt: skip
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples"),
+        work_root=Path("build/extract-work")) -> dict:
+    t0 = time.time()
+    manifest_path = Path(raw_dir) / "manifest.json"
+    if not manifest_path.exists():
+        raise MissingInputError(f"{manifest_path} is missing: run the fetch stage first (`dvc repro fetch`)")
+    manifest = json.loads(manifest_path.read_text())
+    ds = datasets.get(params.dataset)
+    source = Path(manifest["source"])
+    if not source.exists():
+        raise MissingInputError(f"{source} is missing: run the fetch stage (`dvc repro fetch`) or `dvc pull data.dvc`")
+    x = params.extract
+    layout, limits = Layout(ds.archive), archive.Limits(total_bytes=ds.archive.max_expanded)
+    work = Path(work_root) / _work_key(manifest, params)
+    work.mkdir(parents=True, exist_ok=True)
+    config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
+                        max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
+    labels = datasets.TOP10_LABELS if ds.recipe == "top10" else None
+    workers = x.workers or os.cpu_count() or 1
+    initargs = (config, params.seed, x.max_contexts, x.max_contexts_stored, labels)
+    ctx = multiprocessing.get_context("fork")
+    report: Counter = Counter()
+    with ctx.Pool(workers, initializer=_init, initargs=initargs) as pool:
+        chosen = _choose_top10(pool, source, layout, limits, params, work, report) if labels else None
+        for split in io.METHODNAME_SPLITS:
+            _split_pass(pool, source, layout, limits, split, chosen, x, work)
+    splits = {s: json.loads((work / s / "done.json").read_text()) for s in io.METHODNAME_SPLITS}
+    for s in splits.values():
+        report.update(s["counts"])
+    scan_seconds = report.pop("_scan_seconds", None)
+    counts = {f"samples_{s}": splits[s]["samples"] for s in io.METHODNAME_SPLITS}
+    if not counts["samples_train"] or not counts["samples_test"]:
+        raise InputError(f"extract: {source} gave {counts}: the archive's training or test folder has no usable "
+                         f"methods; check that it is {ds.archive.filename} (fetch.source / fetch.url)")
+    with io.atomic_dir(Path(out_dir)) as tmp:
+        counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored)
+        with open(tmp / "methods.jsonl", "wb") as out:
+            for split in io.METHODNAME_SPLITS:
+                with open(work / split / "methods.jsonl", "rb") as f:
+                    shutil.copyfileobj(f, out)
+        for split in io.METHODNAME_SPLITS:
+            for ext in ("c2v", "c2s"):
+                shutil.copyfile(work / split / f"{split}.{ext}", tmp / f"{split}.{ext}")
+        timing = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
+        report_json = dict(sorted((report | counts).items())) | {
+            "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": manifest["source_sha256"],
+            "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", *timing)} for s in io.METHODNAME_SPLITS},
+        }  # fmt: skip
+        if labels:
+            report_json["names"] = _name_counts(work)
+        (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
+    timings = {s: {k: splits[s][k] for k in timing} | {"files": splits[s]["counts"].get("files", 0),
+                                                         "samples": splits[s]["samples"]} for s in io.METHODNAME_SPLITS}
+    if scan_seconds is not None:  # java-top10's name scan over every split
+        timings["scan"] = {"seconds": scan_seconds, "files": sum(v for k, v in report.items() if k.startswith("scan_files_")),
+                           "methods_parsed": report["scan_methods_parsed"]}  # fmt: skip
+    io.atomic_write(Path(work_root) / "timing.json", json.dumps(timings | {"total_seconds": round(time.time() - t0, 1)},
+                                                                indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"extract: {report['files']} files, {counts} in {time.time() - t0:.0f} s")
+    return {k: report_json[k] for k in ("files", "methods", *counts) if k in report_json}
+
+
+def _members(source, layout, limits, want):
+    """(name, bytes) of the .java members whose split passes `want`."""
+    return archive.stream(source, lambda n: n.endswith(".java") and want(layout.split(n)), limits)
+
+
+def _choose_top10(pool, source, layout, limits, params, work, report) -> dict[str, set]:
+    """Pass 1 of Java-Top10: scan every split for the ten names; sample the training methods."""
+    done = work / "top10-chosen.json"
+    if not done.exists():
+        t0, candidates, counts = time.time(), [], Counter()
+        stream = _members(source, layout, limits, lambda split: split is not None)
+        items = ((n, d) for n, d in _limit(stream, params.extract.max_files))
+        for name, status, n_methods, wanted in progress_bar(_pipelined(pool, _scan, items), "extract: scanning names"):
+            counts[f"scan_files_{status}"] += 1
+            counts["scan_methods_parsed"] += n_methods
+            split = layout.split(name)
+            candidates += [(split, name, index, label) for index, label in wanted]
+        rng = np.random.default_rng([params.seed, 0])
+        chosen: dict[str, list[int]] = {}
+        for label in datasets.TOP10_LABELS:
+            train = [c for c in candidates if c[0] == "train" and c[3] == label]
+            if params.extract.per_name and len(train) > params.extract.per_name:
+                train = [train[i] for i in sorted(rng.choice(len(train), params.extract.per_name, replace=False))]
+            for _, name, index, _ in train + [c for c in candidates if c[0] != "train" and c[3] == label]:
+                chosen.setdefault(name, []).append(index)
+        io.atomic_write(done, json.dumps({"chosen": chosen, "counts": counts, "seconds": round(time.time() - t0, 1)}))
+    data = json.loads(done.read_text())
+    report["_scan_seconds"] = data["seconds"]  # timing: kept out of report.json
+    report.update(data["counts"])
+    return {name: sorted(ix) for name, ix in data["chosen"].items()}
+
+
+def _limit(items, n: int):
+    for k, item in enumerate(items):
+        if n and k >= n:
+            return
+        yield item
+
+
+def _split_pass(pool, source, layout, limits, split, chosen, x, work) -> None:
+    """One split: stream its members, extract, append to its text files; done.json marks it whole."""
+    final = work / split
+    if (final / "done.json").exists():
+        log(f"extract: {split} already extracted in {work}, reusing it")
+        return
+    tmp = work / f".{split}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    counts: Counter = Counter()
+    t0, samples, projects = time.time(), 0, set()
+    stored = x.max_contexts_stored if split == "train" else x.max_contexts
+    items = _members(source, layout, limits, lambda s: s == split)
+    if chosen is not None:
+        items = ((n, d, split, chosen[n]) for n, d in items if n in chosen)
+    else:
+        items = ((n, d, split, None) for n, d in _limit(items, x.max_files))
+    files = {ext: open(tmp / name, "w") for ext, name in  # noqa: SIM115 (closed in `finally`)
+             (("c2v", f"{split}.c2v"), ("c2s", f"{split}.c2s"), ("m", "methods.jsonl"), ("v", "variants.jsonl"))}
+    try:
+        for name, status, c, out in progress_bar(_pipelined(pool, _extract, items), f"extract: {split} split"):
+            counts["files"] += 1
+            counts[f"files_{status}"] += 1
+            counts.update(c)
+            projects.add(name.split("/")[2] if name.count("/") > 2 else "")
+            for s in out:
+                files["c2v"].write(c2v_line(s["label"], s["c2v"], x.max_contexts) + "\n")
+                files["c2s"].write(c2v_line(s["label"], s["c2s"], stored) + "\n")
+                files["m"].write(json.dumps({"split": split, "file": name, "line": s["line"], "name": s["name"],
+                                             "label": s["label"], "variables": s["variables"]}) + "\n")
+                if split == "test":
+                    files["v"].write(json.dumps([s["c2v_variants"], s["c2s_variants"]]) + "\n")
+                samples += 1
+    finally:
+        for f in files.values():
+            f.close()
+    seconds = time.time() - t0
+    done = {"samples": samples, "projects": len(projects), "seconds": round(seconds, 1),
+            "files_per_s": round(counts["files"] / max(seconds, 1e-9), 1),
+            "methods_per_s": round(samples / max(seconds, 1e-9), 1), "counts": counts}  # fmt: skip
+    (tmp / "done.json").write_text(json.dumps(done) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    log(f"extract: {split}: {samples} methods from {counts['files']} files in {seconds:.0f} s")
+
+
+def _name_counts(work: Path) -> dict:
+    counts: dict = {}
+    for split in io.METHODNAME_SPLITS:
+        with open(work / split / "methods.jsonl") as f:
+            c = Counter(json.loads(line)["label"] for line in f)
+        counts[split] = dict(c.most_common())
+    return counts
+
