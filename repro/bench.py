@@ -95,24 +95,24 @@ def prepare_samples(params, task: str) -> int:
 
 
 def profile_steps(params, steps: int, device_name: str) -> None:
-    """torch.profiler over `steps` MethodName training steps (after 3 warm-up steps): where a step's time goes."""
+    """torch.profiler over `steps` training steps (after 3 warm-up steps): where a step's time goes."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from codemem import corrupt, io, train
-    from codemem.runners import RUNNERS
+    from codemem import task, train
+    from codemem.io import PROJECT
 
     device = train.choose_device(device_name)
     torch.manual_seed(params.seed)
-    runner = RUNNERS[params.model](io.load_samples(), corrupt.load_noisy_labels(Path("build/noisy")),
-                                   params.extract.max_contexts, device, params.model_config())  # fmt: skip
-    order = torch.randperm(len(runner.train_names))
-    batches = [order[i : i + params.train.batch_size] for i in range(0, len(order), params.train.batch_size)]
+    runner = task.get(params.task).prepare(params, PROJECT, device)  # MethodName: a codemem.runners runner
+    batches = runner.batches(0)
 
-    def step(idx):
-        loss = runner.train_loss(idx)
+    def step(batch):  # as codemem.train's loop does it
+        loss, _ = runner.loss(batch)
         runner.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if runner.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(runner.model.parameters(), runner.clip_norm)
         runner.optimizer.step()
 
     runner.model.train()

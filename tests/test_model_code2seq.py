@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from codemem import metrics
+from codemem.models import count_trainable
 from codemem.models.code2seq import (
     EOS_ID,
     FILTERED_TARGETS,
@@ -22,7 +23,6 @@ from codemem.models.code2seq import (
     first_end_steps,
     make_optimizer,
     make_scheduler,
-    num_trainable_parameters,
     original_parameter_count,
     original_variable_shapes,
     original_variables,
@@ -32,6 +32,7 @@ from codemem.models.code2seq import (
 )
 
 CFG = Code2SeqConfig()
+SLOTS = 200  # Code2Seq's max_contexts (MAX_CONTEXTS): every sample's context slots
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +87,7 @@ def test_variables_match_the_original_graph(vocabs):
     assert expected["model/decoder/attention_wrapper/attention_layer/kernel"] == (640, 320)
     assert expected["model/decoder/dense/kernel"] == (320, vocabs[2])
     # The trainable parameters are exactly the original's (PyTorch's frozen second bias is TF's constant).
-    assert num_trainable_parameters(model) == original_parameter_count(*vocabs)
+    assert count_trainable(model) == original_parameter_count(*vocabs)
 
 
 def test_shapes_follow_a_non_default_config():
@@ -108,7 +109,7 @@ def test_table1_parameter_count_java_top10():
     # exactly when |sub-tokens| + |nodes| = 16,408 (split unknown).
     assert original_parameter_count(16_000, 408, 17) == 3_826_368
     assert original_parameter_count(15_800, 608, 17) == 3_826_368
-    assert num_trainable_parameters(Code2Seq(16_000, 408, 17)) == 3_826_368
+    assert count_trainable(Code2Seq(16_000, 408, 17)) == 3_826_368
 
 
 def _tf_lstm_step(x, h, c, kernel, bias):
@@ -209,14 +210,14 @@ def test_padded_contexts_take_attention_mass_as_in_the_original():
     _, alpha = model._attend(h, keys, contexts, mask)
     scores = torch.where(mask, torch.einsum("bcd,bd->bc", keys, h), torch.zeros(()))
     exp_valid = (scores.exp() * mask).sum(1)
-    total = exp_valid + (CFG.max_contexts - mask.sum(1))  # the softmax's denominator over 200 slots
+    total = exp_valid + (SLOTS - mask.sum(1))  # the softmax's denominator over 200 slots
     torch.testing.assert_close((alpha * mask).sum(1), exp_valid / total)
     torch.testing.assert_close(alpha[~mask], (1 / total).unsqueeze(1).expand_as(mask)[~mask])  # exp(0) each
     assert torch.all(alpha.sum(1) < 0.5)  # 10 of 200 slots given: the rest of the mass went to padding
 
     # The same numbers as with the 200 slots spelled out (as the original's reader makes them), for
     # any width in between: the slots beyond the tensor count as padding.
-    for width in (CFG.max_contexts, 37):
+    for width in (SLOTS, 37):
         wider = {k: torch.cat([v, torch.zeros_like(v[:, :1]).expand(-1, width - v.shape[1], *v.shape[2:])], 1)
                  for k, v in batch.items()}  # fmt: skip
         torch.testing.assert_close(model(**wider, target=target), model(**batch, target=target))
@@ -243,7 +244,7 @@ def tf_reference_greedy(model: Code2Seq, contexts, mask, nudge):
     v = original_variables(model)
     cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
     b, c, d = contexts.shape
-    memory = torch.cat([contexts * mask.unsqueeze(-1), contexts.new_zeros(b, CFG.max_contexts - c, d)], 1)
+    memory = torch.cat([contexts * mask.unsqueeze(-1), contexts.new_zeros(b, SLOTS - c, d)], 1)
     keys = memory @ v["model/memory_layer/kernel"]
     mean = memory.sum(1) / mask.sum(1, keepdim=True)
     h, cs, attention = mean, mean, torch.zeros(b, d)
@@ -482,7 +483,7 @@ def test_optimizer_and_schedule_follow_the_original():
     optimizer = make_optimizer(model, CFG)
     group = optimizer.param_groups[0]
     assert (group["lr"], group["momentum"], group["nesterov"]) == (0.01, 0.95, True)
-    assert sum(p.numel() for p in group["params"]) == num_trainable_parameters(model)
+    assert sum(p.numel() for p in group["params"]) == count_trainable(model)
     scheduler = make_scheduler(optimizer, CFG)
     for _ in range(2):  # two epochs
         optimizer.step()

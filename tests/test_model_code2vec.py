@@ -4,10 +4,10 @@ import math
 
 import torch
 
+from codemem.models import count_trainable
 from codemem.models.code2vec import (
     Code2Vec,
     Code2VecConfig,
-    count_trainable,
     expected_parameter_count,
     make_optimizer,
 )

@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
+from codemem.extract import great
+from codemem.models import count_trainable
 from codemem.models.ggnn import GGNN, GGNNConfig
 from codemem.models.great import GREAT, GREATConfig
 from codemem.models.transformer import Transformer, TransformerConfig
 from codemem.models.varmisuse import (
     batch_accuracies,
-    count_trainable,
-    directed_edges,
     reduce_losses,
     sinusoidal_positions,
     varmisuse_losses,
@@ -102,7 +102,8 @@ def test_ggnn_messages_follow_edge_direction():
 def test_positions_and_edge_mapping_follow_the_original():
     pe = sinusoidal_positions(3, 4)
     assert pe[2, 0] == pytest.approx(math.sin(2.0)) and pe[2, 3] == pytest.approx(math.cos(2 / 10000**1.5))
-    assert directed_edges([[3, 5, 1, "enum_LAST_READ"], [0, 1, 9, "SYNTAX"]]) == [
+    # Relation i forward as type 2i, its reverse as 2i + 1, reverses after all forward edges.
+    assert great.loader_edges([[3, 5, 1, "enum_LAST_READ"], [0, 1, 9, "enum_SYNTAX"]]) == [
         (2, 3, 5),
         (14, 0, 1),
         (3, 5, 3),

@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from ruamel.yaml import YAML
+
+from codemem.metrics import gini
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -65,6 +69,19 @@ def tiny_varmisuse_params() -> dict:
     return params
 
 
+def assert_plots_page_is_clean(repo: Path) -> None:
+    """`dvc plots show`: one panel per figure dvc.yaml defines, no default plots added, no warnings."""
+    out = sh(repo, "dvc", "plots", "show", "--json")
+    assert "WARNING" not in out, out
+    shown = json.loads(out)
+    assert not shown.get("errors"), shown["errors"]
+    shown = shown["data"]
+    defined = YAML(typ="safe").load((repo / "dvc.yaml").read_text())["plots"]
+    names = [next(iter(p)) if isinstance(p, dict) else p for p in defined]
+    assert sorted(shown) == sorted(names)
+    assert all(len(panels) == 1 for panels in shown.values()), {k: len(v) for k, v in shown.items()}
+
+
 def test_repro_then_noise_experiment(repo):
     out = sh(repo, "dvc", "repro")
     metrics = json.loads((repo / "metrics/metrics.json").read_text())
@@ -77,6 +94,14 @@ def test_repro_then_noise_experiment(repo):
     assert (repo / "plots/scores.csv").read_text().startswith("rank,score")
     assert (repo / "plots/curves.png").stat().st_size > 0
     assert (repo / "build/samples/train.c2v").stat().st_size > 0
+    # The final metrics are the last epoch's, recomputed here from the per-sample logs.
+    logs = np.load(repo / "build/logs/per_sample.npz")
+    assert metrics["gini"] == pytest.approx(gini(logs["train_loss"][-1]), abs=1e-6)
+    assert metrics["test_score"] == pytest.approx(float(logs["test_score"][-1].mean()), abs=1e-6)
+    assert metrics["train_samples"] == logs["train_loss"].shape[1] == len(logs["train_kept"])
+    ranked = pd.read_csv(repo / "plots/scores.csv")["score"].to_numpy()
+    assert np.allclose(ranked, np.sort(logs["test_score"].mean(0))[::-1], atol=1e-6)
+    assert_plots_page_is_clean(repo)
 
     # Nothing changed: the second repro does nothing.
     out = sh(repo, "dvc", "repro")
@@ -94,7 +119,12 @@ def test_repro_then_noise_experiment(repo):
     diff = sh(repo, "dvc", "metrics", "diff", "--json")
     changed = json.loads(diff)["metrics/metrics.json"]
     assert changed["noise"]["old"] == 0.0 and changed["noise"]["new"] == 1.0
-    assert "test_f1" in changed
+    # Every training label wrong: the model learns the wrong names, test F1 falls.
+    assert changed["test_f1"]["new"] < changed["test_f1"]["old"]
+
+    # Another model's section is not this run's setting: nothing reruns.
+    out = sh(repo, "dvc", "exp", "run", "-S", "ggnn.hidden=64", "-S", "code2seq.rnn_size=128")
+    assert "Running stage" not in out, out
 
 
 def test_code2seq_experiment(repo):
@@ -121,6 +151,7 @@ def test_varmisuse_experiment_offline(tmp_path):
     assert epochs[0].startswith("epoch,samples_seen,train_loss") and len(epochs) == 3
     assert (repo / "plots/scores.csv").read_text().startswith("rank,score")
     assert (repo / "plots/curves.png").stat().st_size > 0
+    assert_plots_page_is_clean(repo)
     manifest = json.loads((repo / "build/raw/manifest.json").read_text())
     assert manifest["version"] == platform.python_version() and len(manifest["source_sha256"]) == 64
     for split in ("train", "dev", "eval"):

@@ -140,9 +140,9 @@ def test_code2seq_measures_as_the_original_evaluates(workdir, tiny_corpus):
     extract.run(params)
     corrupt.run(params)
     torch.manual_seed(0)
-    runner = Code2SeqRunner(io.load_samples(), corrupt.load_noisy_labels(), 200, torch.device("cpu"),
+    runner = Code2SeqRunner(io.load_samples(), io.load_noisy_labels(), 200, torch.device("cpu"),
                             params.model_config())  # fmt: skip
-    losses, scores, names = runner.measure("test", batch_size=7)
+    losses, scores, names = runner.measure_split("test", batch_size=7)
     inputs = runner.inputs["test"]
     assert (inputs[..., 1] < 0).any()  # there is padding to cut
     for start in range(0, len(inputs), 7):
@@ -153,3 +153,52 @@ def test_code2seq_measures_as_the_original_evaluates(workdir, tiny_corpus):
         assert scores[i] == pytest.approx(score.item(), abs=1e-5)
         assert losses[i] == pytest.approx(loss.item(), abs=1e-4)
     assert not {p for n in names if n for p in n.split("|")} & set(code2seq.FILTERED_TARGETS)
+
+
+def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tiny_corpus):
+    """The original's evaluation reader drops test samples without a known context; the study's
+    patch scores a sample by the top-1 of a softmax over the top-10 logits (`clean`: the predicted
+    name's probability under the full softmax)."""
+    import torch
+
+    from codemem import io
+    from codemem.runners import Code2VecRunner
+
+    params = small_params(tiny_corpus)
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    samples = io.load_samples()
+    test = samples.formats["c2v"].contexts["test"]
+    test[0] = -1  # sample 0: no context at all
+    # Sample 1 gets a renaming that changes none of its contexts (its variable was not sampled).
+    v = samples.formats["c2v"].variants["test"]
+    v.owner, v.token = np.append(v.owner, 1).astype(np.int32), np.append(v.token, 0).astype(np.int32)
+    variants = v
+
+    def runner(measure):
+        torch.manual_seed(0)
+        return Code2VecRunner(samples, io.load_noisy_labels(), 200, torch.device("cpu"), params.model_config(),
+                              measure=measure)  # fmt: skip
+
+    study, clean = runner("study"), runner("clean")
+    n_test = len(samples.split_labels["test"])
+    assert study.test_dropped == 1 and len(study.true_test_names) == len(study.inputs["test"]) == n_test - 1
+    assert len(study.variant_owner) == (variants.owner != 0).sum()
+    assert len(study.inputs["variants"]) == study.variant_measured.sum() == len(study.variant_owner) - 1
+    # Every test sample with a renamable variable is in CSR's denominator, also when the renaming
+    # changes none of its sampled contexts (then it is not measured: it cannot be critical).
+    study.batches(0)
+    row, _ = study.measure(0)
+    assert row["csr_transformable"] == len(set(study.variant_owner.tolist()))
+    assert study.variant_owner.max() < n_test - 1 and (study.inputs["test"] != 0).any(-1).any(-1).all()
+
+    _, scores, names = study.measure_split("test", batch_size=7)
+    _, full_scores, full_names = clean.measure_split("test", batch_size=7)
+    assert names == full_names
+    study.model.eval()
+    with torch.no_grad():
+        logits = study.model(study.inputs["test"])
+    top10 = torch.softmax(logits.topk(min(10, logits.shape[1])).values, -1)[:, 0]
+    assert np.allclose(scores, top10.numpy(), atol=1e-6)
+    assert (scores >= full_scores - 1e-6).all() and not np.allclose(scores, full_scores)

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from codemem import corrupt, evaluate, extract, fetch, train
-from codemem import varmisuse as V
+from codemem import varmisuse_training as V
 from codemem.extract import great
-from codemem.models.varmisuse import directed_edges
+from codemem.metrics import gini
 from codemem.params import ParamsError, from_dict
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -126,7 +126,7 @@ def test_accuracies_and_both_ginis_on_a_hand_computed_case():
 
 def test_one_edge_mapping_and_collate():
     edges = [[3, 5, 2, "enum_LAST_READ"], [0, 1, 9, "enum_NEXT_SYNTAX"], [1, 2, 99, "enum_UNKNOWN"]]
-    assert directed_edges(edges) == great.loader_edges(edges) == [(2, 3, 5), (16, 0, 1), (3, 5, 3), (17, 1, 0)]
+    assert great.loader_edges(edges) == [(2, 3, 5), (16, 0, 1), (3, 5, 3), (17, 1, 0)]
     split = V.encode_samples([sample(True, [1, 2, 3], loc=2, targets=[3]), sample(False, [4, 5])],
                              great.GreatVocabulary(), 10, 512)  # fmt: skip
     b = V.collate(split, [1, 0], "cpu")
@@ -195,7 +195,7 @@ def test_tiny_training_resumes_to_identical_metrics(workdir):
         "dataset": "stdlib-great", "model": "great", "noise": 0.5,
         "fetch": {"source": str(small_corpus(workdir / "lib"))},
         "extract": {"split": [0.6, 0.0, 0.4]},
-        "train": {"epochs": 2, "samples_per_step": 48, "measure_samples": 40},
+        "train": {"epochs": 2, "samples_per_step": 48, "measure_samples": 40, "heldout": "eval"},
         "great": TINY_GREAT,
     })  # fmt: skip
     fetch.run(params)
@@ -222,5 +222,11 @@ def test_tiny_training_resumes_to_identical_metrics(workdir):
                 "train_loc_acc", "train_repair_acc"):  # fmt: skip
         assert result[key] is None or 0.0 <= result[key] <= 1.0, key
     assert result["epochs"] == 2 and result["model"] == "great" and result["noise"] == 0.5
+    # The study's measurements: Gini over the last step's own training losses, logged inside the step
+    # (48 samples), the repair loss over all of them (clean samples at 0).
+    assert logs["in_step_loc_loss"].shape == logs["in_step_repair_loss"].shape == (2, 48)
+    assert result["gini_loc"] == pytest.approx(gini(logs["in_step_loc_loss"][-1]), abs=1e-6)
+    assert result["gini_repair"] == pytest.approx(gini(logs["in_step_repair_loss"][-1]), abs=1e-6)
+    assert (result["measure"], result["heldout"]) == ("study", "eval")
     assert Path("plots/scores.csv").read_text().startswith("rank,score")
     assert Path("plots/curves.png").stat().st_size > 0 and torch.load("build/model/model.pt")["config"]["hidden"] == 32

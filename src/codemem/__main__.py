@@ -2,7 +2,7 @@
 
 Each stage reads params.yaml from the current folder, writes its outputs atomically and prints a
 one-line summary. Errors in the user's input (params, sources) print what is wrong and how to fix
-it, and exit with status 2.
+it, and exit with status 2 (codemem.errors.UserError); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -37,21 +37,17 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="The params fi
 PLOTS = typer.Option(Path("plots"), help="Where to write the figures and report.md.")
 
 
-class UserError(Exception):
-    """Raised for problems the user can fix; printed without a traceback."""
-
-
 def stage(fn):
-    """Load params, run the stage, turn known user errors into a clear message and exit code 2."""
+    """Load params, run the stage, print a user error as one line with exit code 2."""
 
     def wrapper(params: Path = PARAMS):
-        from codemem.fetch import FetchError
-        from codemem.params import ParamsError, load
+        from codemem.errors import UserError
+        from codemem.params import load
 
         try:
             result = fn(load(params))
-        except (ParamsError, FetchError, UserError, FileNotFoundError, ValueError) as e:
-            console.print(f"[bold red]error[/] ({fn.__name__}): {e}")
+        except UserError as e:
+            console.print(f"[bold red]error[/] ({fn.__name__}): {e}", soft_wrap=True)  # one line, however long
             raise typer.Exit(2) from None
         if result is not None:
             console.print_json(json.dumps(result, default=str))
@@ -111,11 +107,12 @@ def evaluate(p):
 def report(plots: Path = PLOTS):
     """Draw the study's figures and table from the DVC experiments run so far (dvc exp show)."""
     from codemem import report as report_module
+    from codemem.errors import UserError
 
     try:
         result = report_module.run(plots)
-    except RuntimeError as e:
-        console.print(f"[bold red]error[/] (report): {e}")
+    except UserError as e:
+        console.print(f"[bold red]error[/] (report): {e}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print_json(json.dumps(result))
 

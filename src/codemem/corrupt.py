@@ -15,14 +15,13 @@ flipped label contradicts the code: the model can only fit it by memorising. Dev
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 
-from codemem import io
+from codemem import task
 from codemem.extract import great
+from codemem.io import PROJECT, Layout
 from codemem.params import Params
 
 
@@ -90,54 +89,7 @@ def corrupt_varmisuse(samples: list[dict], noise: float, rng: np.random.Generato
     return noisy, np.array(flipped, dtype=np.int64)
 
 
-def run_varmisuse(params: Params, samples_dir: Path, out_dir: Path) -> dict:
-    samples = list(great.read_shards(samples_dir / "train.jsonl", validate=False))
-    rng = np.random.default_rng([params.seed, 1])  # stream 1: noise, as for MethodName
-    noisy, flipped = corrupt_varmisuse(samples, params.noise, rng)
-    rows = ["sample\ttrue_bug\tnoisy_bug\terror_location\trepair_targets"]
-    rows += [f"{i}\t{int(samples[i]['has_bug'])}\t{int(noisy[i]['has_bug'])}\t{noisy[i]['error_location']}\t"
-             f"{','.join(map(str, noisy[i]['repair_targets']))}" for i in flipped.tolist()]
-    buggy = sum(s["has_bug"] for s in samples)
-    summary = {
-        "noise": params.noise,
-        "seed": params.seed,
-        "train_samples": len(samples),
-        "changed": len(flipped),
-        "buggy_to_clean": int(sum(samples[i]["has_bug"] for i in flipped.tolist())),
-        "buggy_before": buggy,
-        "buggy_after": sum(s["has_bug"] for s in noisy),
-    }
-    summary["clean_to_buggy"] = summary["changed"] - summary["buggy_to_clean"]
-    with io.atomic_dir(out_dir) as tmp:
-        great.write_shard(tmp / "train.jsonl", noisy, validate=False)
-        (tmp / "flips.tsv").write_text("\n".join(rows) + "\n")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def run(params: Params, samples_dir: Path = Path("build/samples"), out_dir: Path = Path("build/noisy")) -> dict:
-    if params.task == "varmisuse":
-        return run_varmisuse(params, Path(samples_dir), Path(out_dir))
-    data = io.load_samples(samples_dir, formats=())
-    labels = [str(data.labels[i]) for i in data.split_labels["train"]]
-    rng = np.random.default_rng([params.seed, 1])  # stream 1: noise (0 is extraction)
-    noisy, changed = corrupt_method_names(labels, params.noise, rng)
-    changed_set = set(changed.tolist())
-    rows = ["sample\ttrue_label\tnoisy_label\tchanged"]
-    rows += [f"{i}\t{t}\t{n}\t{int(i in changed_set)}" for i, (t, n) in enumerate(zip(labels, noisy))]
-    summary = {
-        "noise": params.noise,
-        "seed": params.seed,
-        "train_samples": len(labels),
-        "changed": len(changed),
-        "unique_names": len(set(labels)),
-    }
-    with io.atomic_dir(out_dir) as tmp:
-        (tmp / "labels.tsv").write_text("\n".join(rows) + "\n")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def load_noisy_labels(out_dir: Path = Path("build/noisy")) -> list[str]:
-    lines = (out_dir / "labels.tsv").read_text().splitlines()[1:]
-    return [line.split("\t")[2] for line in lines]
+def run(params: Params, layout: Layout = PROJECT) -> dict:
+    """The corrupt stage: the task writes build/noisy from build/samples with noise stream 1 (0 is
+    extraction's)."""
+    return task.get(params.task).corrupt(params, layout, np.random.default_rng([params.seed, 1]))

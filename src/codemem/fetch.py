@@ -32,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codemem import datasets, io
-from codemem.io import sha256_file
+from codemem.errors import UserError
+from codemem.io import PROJECT, Layout, sha256_file
 from codemem.params import Params
 from codemem.progress import progress_bar
 
@@ -41,8 +42,8 @@ EXCLUDED_NAMES = ("package-info.java", "module-info.java")
 DEBIAN_PACKAGE = "openjdk-17-source"
 
 
-class FetchError(RuntimeError):
-    pass
+class FetchError(UserError):
+    """The corpus cannot be found or read; the message says which source and what to do."""
 
 
 def keep(name: str) -> bool:
@@ -173,7 +174,7 @@ def fetch_stdlib(params: Params, out_dir: Path) -> dict:
     return manifest
 
 
-GREAT_SPLITS = ("train", "dev", "eval")
+GREAT_SPLITS = io.VARMISUSE_SPLITS
 
 
 def great_shards(root: Path) -> list[tuple[str, Path]]:
@@ -232,7 +233,8 @@ def _digest(hashes: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def run(params: Params, out_dir: Path = Path("build/raw")) -> dict:
+def run(params: Params, layout: Layout = PROJECT) -> dict:
+    out_dir = layout.raw
     kind = datasets.get(params.dataset).kind
     if kind == "stdlib":
         return fetch_stdlib(params, out_dir)

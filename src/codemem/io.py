@@ -1,6 +1,7 @@
-"""Files shared between stages: atomic writes and the extracted-samples format.
+"""What stages hand each other: where (`Layout`), in which format, written atomically.
 
-Every stage writes its outputs into a temporary sibling and renames it into place at the end, so a
+`Layout` is the one place that names the inter-stage paths (dvc.yaml declares the same ones; a test
+checks they agree). Every stage writes its outputs into a temporary sibling and renames it into place at the end, so a
 failed or interrupted stage leaves either the previous outputs or nothing, never half a file.
 
 MethodName samples (`build/samples/contexts.npz`) are stored compactly for training: the `labels`
@@ -25,7 +26,75 @@ from pathlib import Path
 
 import numpy as np
 
-SPLITS = ("train", "val", "test")
+from codemem.errors import MissingInputError
+
+METHODNAME_SPLITS = ("train", "val", "test")  # the code2vec / code2seq file names
+VARMISUSE_SPLITS = ("train", "dev", "eval")  # the published Py150-Great folders
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage reads and writes, under a project root (the folder with dvc.yaml)."""
+
+    root: Path = Path(".")
+
+    @property
+    def raw(self) -> Path:  # fetch -> extract: corpus.zip, manifest.json
+        return self.root / "build" / "raw"
+
+    @property
+    def corpus(self) -> Path:
+        return self.raw / "corpus.zip"
+
+    @property
+    def manifest(self) -> Path:
+        return self.raw / "manifest.json"
+
+    @property
+    def samples(self) -> Path:  # extract -> corrupt, train
+        return self.root / "build" / "samples"
+
+    @property
+    def noisy(self) -> Path:  # corrupt -> train
+        return self.root / "build" / "noisy"
+
+    @property
+    def model(self) -> Path:  # train: the final weights
+        return self.root / "build" / "model"
+
+    @property
+    def logs(self) -> Path:  # train -> evaluate: per-sample arrays, counts
+        return self.root / "build" / "logs"
+
+    @property
+    def checkpoints(self) -> Path:  # train's resume point (persists across `dvc repro`)
+        return self.root / "build" / "checkpoints"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.checkpoints / "train.pt"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def epochs_csv(self) -> Path:  # train -> evaluate, dvc plots
+        return self.plots / "epochs.csv"
+
+    @property
+    def metrics_json(self) -> Path:  # evaluate -> dvc metrics
+        return self.root / "metrics" / "metrics.json"
+
+
+PROJECT = Layout()  # the current folder: where `dvc repro` runs the stages
+
+
+def require(path: Path, stage: str) -> Path:
+    """`path` if it exists, else a user error naming the stage that makes it."""
+    if not Path(path).exists():
+        raise MissingInputError(f"{path} is missing: run the {stage} stage first (`dvc repro {stage}`)")
+    return Path(path)
 
 
 def sha256_file(path: Path) -> str:
@@ -110,10 +179,10 @@ FORMATS = ("c2v", "c2s")
 
 
 def save_samples(path: Path, samples: SampleSet) -> None:
-    arrays = {"labels": samples.labels} | {f"{s}_label": samples.split_labels[s] for s in SPLITS}
+    arrays = {"labels": samples.labels} | {f"{s}_label": samples.split_labels[s] for s in METHODNAME_SPLITS}
     for fmt, cs in samples.formats.items():
         arrays |= {f"{fmt}_tokens": cs.tokens, f"{fmt}_paths": cs.paths}
-        for split in SPLITS:
+        for split in METHODNAME_SPLITS:
             v = cs.variants[split]
             arrays |= {
                 f"{fmt}_{split}_ctx": cs.contexts[split],
@@ -127,22 +196,26 @@ def save_samples(path: Path, samples: SampleSet) -> None:
         np.savez_compressed(f, **arrays)
 
 
-def load_samples(samples_dir: Path = Path("build/samples"), formats=FORMATS) -> SampleSet:
-    path = Path(samples_dir) / "contexts.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the extract stage first (`dvc repro extract`)")
+def load_samples(samples_dir: Path = PROJECT.samples, formats=FORMATS) -> SampleSet:
+    path = require(Path(samples_dir) / "contexts.npz", "extract")
     fields = ("var_owner", "var_token", "occ_var", "occ_ctx", "occ_side")
     with np.load(path, allow_pickle=False) as z:
         return SampleSet(
             labels=z["labels"],
-            split_labels={s: z[f"{s}_label"] for s in SPLITS},
+            split_labels={s: z[f"{s}_label"] for s in METHODNAME_SPLITS},
             formats={
                 fmt: ContextSet(
                     tokens=z[f"{fmt}_tokens"],
                     paths=z[f"{fmt}_paths"],
-                    contexts={s: z[f"{fmt}_{s}_ctx"] for s in SPLITS},
-                    variants={s: Variants(*(z[f"{fmt}_{s}_{k}"] for k in fields)) for s in SPLITS},
+                    contexts={s: z[f"{fmt}_{s}_ctx"] for s in METHODNAME_SPLITS},
+                    variants={s: Variants(*(z[f"{fmt}_{s}_{k}"] for k in fields)) for s in METHODNAME_SPLITS},
                 )
                 for fmt in formats
             },
         )
+
+
+def load_noisy_labels(noisy_dir: Path = PROJECT.noisy) -> list[str]:
+    """MethodName: the training labels after noise, in training-split order (corrupt's labels.tsv)."""
+    lines = require(Path(noisy_dir) / "labels.tsv", "corrupt").read_text().splitlines()[1:]
+    return [line.split("\t")[2] for line in lines]

@@ -67,14 +67,17 @@ def subtoken_f1(true_names: Sequence[str], predicted_names: Sequence[str | None]
     Names are `|`-joined sub-tokens. Following code2vec's `_update_per_subtoken_statistics`: every
     predicted sub-token found in the true name is a true positive (duplicates all count), every one
     not found a false positive; every true sub-token not predicted a false negative. The true name
-    counts even when it is out of the target vocabulary. A missing prediction (None: no possible
-    name in the top-k) predicts nothing. F1 = 0 when precision + recall = 0.
+    counts even when it is out of the target vocabulary. A sample without a prediction (None: no
+    possible name in the top-k) is left out, as the study's patched `SubtokensEvaluationMetric`
+    does (the original's `filter_impossible_names(...)[0]` would raise). F1 = 0 when P + R = 0.
     """
     if len(true_names) != len(predicted_names):
         raise ValueError("true_names and predicted_names differ in length")
     tp = fp = fn = 0
     for true, predicted in zip(true_names, predicted_names):
-        counts = _subtoken_counts(true.split("|"), predicted.split("|") if predicted else [])
+        if predicted is None:
+            continue
+        counts = _subtoken_counts(true.split("|"), predicted.split("|"))
         tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
     return _f1(tp, fp, fn)
 

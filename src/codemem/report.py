@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from codemem import models
+from codemem.errors import UserError
 from codemem.progress import log
 
 # Per task: (train column, test column, label) for the performance figure, and the Gini column.
@@ -227,7 +228,8 @@ def run(plots_dir: Path = Path("plots"), show_json: list | None = None) -> dict:
     if show_json is None:
         shown = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=False)
         if shown.returncode != 0:
-            raise RuntimeError(f"`dvc exp show --json` failed: {shown.stderr.strip()}")
+            raise UserError(f"`dvc exp show --json` failed (run `codemem report` in the project folder, after "
+                            f"`dvc exp run`): {shown.stderr.strip()}")
         show_json = json.loads(shown.stdout or "[]")
     experiments, problems = load_experiments(show_json)
     for problem in problems:

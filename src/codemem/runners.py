@@ -1,9 +1,11 @@
-"""What train.py needs from a MethodName model: its data, one optimisation step, and measurement.
+"""MethodName's training (codemem.task.Training) for code2vec and code2seq.
 
 A runner turns the extracted samples (codemem.io) and the noisy training labels into the model's
-tensors, builds vocabularies from the noisy training set only (as the originals do), and answers
-`measure(split)` with per-sample loss, predicted score and predicted name, after which train.py
-computes the study's metrics the same way for every model.
+tensors, builds vocabularies from the noisy training set only (as the originals do), trains on
+batches of training-set positions, and after each epoch measures every training sample (loss, score,
+prediction against the label it trained on) and every test sample and its renaming variants with
+dropout off: F1, the Gini of the training losses, the mean scores and the critical sample ratio, the
+same way for both models.
 
 - `Code2VecRunner`: `.c2v` contexts; the name is one class; code2vec's F1.
 - `Code2SeqRunner`: `.c2s` contexts; the name is a sequence of sub-tokens decoded greedily; code2seq's
@@ -12,14 +14,19 @@ computes the study's metrics the same way for every model.
 
 from __future__ import annotations
 
-import dataclasses
+from abc import abstractmethod
+from collections import Counter
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from codemem import io, metrics
+from codemem.io import Layout
 from codemem.metrics import OOV
 from codemem.models import code2seq, code2vec
+from codemem.params import Params
+from codemem.task import Training
 
 
 def _id_map(table_size: int, used: np.ndarray, first_id: int = 1) -> np.ndarray:
@@ -31,36 +38,149 @@ def _id_map(table_size: int, used: np.ndarray, first_id: int = 1) -> np.ndarray:
     return ids
 
 
-class MethodNameRunner:
-    """Shared bookkeeping: labels, splits, renaming variants."""
+class MethodNameRunner(Training):
+    """What code2vec and code2seq share: labels, splits, renaming variants, batching, the epoch's
+    measurements. A subclass builds `model`, `optimizer`, `scheduler`, `inputs` (the encoded splits),
+    `train_kept`, `train_names` and `vocab`, and implements `train_losses`, `measure_split` and `f1`."""
 
-    fmt: str
+    fmt: str  # the context format the model reads (io.ContextSet): c2v or c2s
+    train_names: list[str]  # the noisy labels of the training samples kept (those with a context)
+    train_kept: np.ndarray  # their positions in the training split
+    vocab: dict[str, int]
 
-    def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device):
+    def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device,
+                 batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True, measure: str = "study"):  # fmt: skip
         self.device = device
         self.max_contexts = max_contexts
+        self.batch_size, self.eval_batch_size, self.csr = batch_size, eval_batch_size, csr
+        self.study = measure == "study"  # see TrainParams.measure
+        self.test_dropped = 0
+        self._in_step_loss = np.zeros(0, dtype=np.float32)
         cs = samples.formats[self.fmt]
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
         self.noisy_train_names = list(noisy_train_labels)
-        self.variant_owner = cs.variants["test"].owner
-        self._variants = cs.variants["test"]
+        # CSR counts every test sample with a renamable variable; a renaming that changes none of the
+        # contexts the model sees cannot change its prediction and is not measured.
+        v = self._variants = cs.variants["test"]
+        in_view = v.occ_ctx < self.contexts["test"].shape[1]
+        self.variant_owner = v.owner
+        self.variant_measured = np.bincount(v.occ_var[in_view], minlength=len(v.owner)) > 0
         self.tables = cs
 
+    @classmethod
+    def from_params(cls, params: Params, layout: Layout, device) -> MethodNameRunner:
+        runner = cls(io.load_samples(layout.samples, formats=(cls.fmt,)), io.load_noisy_labels(layout.noisy),
+                     params.extract.max_contexts, device, params.model_config(), batch_size=params.train.batch_size,
+                     eval_batch_size=params.train.eval_batch_size, csr=params.train.csr,
+                     measure=params.train.measure)  # fmt: skip
+        runner.input_files = [layout.samples / "contexts.npz", layout.noisy / "labels.tsv"]
+        return runner
+
+    def keep_test(self, kept: np.ndarray) -> None:
+        """Evaluate only test samples `kept` (and their renaming variants)."""
+        self.test_dropped = len(self.true_test_names) - len(kept)
+        if not self.test_dropped:
+            return
+        new_position = np.full(len(self.true_test_names), -1)
+        new_position[kept] = np.arange(len(kept))
+        variant_kept = new_position[self.variant_owner] >= 0
+        self.true_test_names = [self.true_test_names[i] for i in kept]
+        self.inputs["test"] = self.inputs["test"][kept]
+        self.inputs["variants"] = self.inputs["variants"][variant_kept[self.variant_measured]]
+        self.variant_owner = new_position[self.variant_owner[variant_kept]]
+        self.variant_measured = self.variant_measured[variant_kept]
+
     def variant_contexts(self) -> np.ndarray:
-        """The test samples' renaming variants as extraction-table context rows."""
-        v = self._variants
-        rows = self.contexts["test"][v.owner].copy()
-        keep = v.occ_ctx < rows.shape[1]
-        rows[v.occ_var[keep], v.occ_ctx[keep], v.occ_side[keep] * 2] = v.token[v.occ_var[keep]]
+        """The measured renaming variants of the test samples as extraction-table context rows."""
+        v, measured = self._variants, self.variant_measured
+        rows = self.contexts["test"][v.owner[measured]].copy()
+        row_of = np.cumsum(measured) - 1
+        keep = (v.occ_ctx < rows.shape[1]) & measured[v.occ_var]
+        rows[row_of[v.occ_var[keep]], v.occ_ctx[keep], v.occ_side[keep] * 2] = v.token[v.occ_var[keep]]
         return rows
+
+    # ---- what a model implements -----------------------------------------------------------------
+    @abstractmethod
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """On training positions `idx`, dropout on: (the loss to minimise, the per-sample losses (B,)
+        as the study's logging patch recorded them)."""
+
+    @abstractmethod
+    def measure_split(self, split: str, batch_size: int):
+        """Per-sample (loss or None, score, predicted name or None) on `split`, dropout off. The score
+        is the study's (`self.study`: the top-1 of a softmax over the top-10 logits) or the paper's
+        formula (the predicted name's probability under a softmax over the whole vocabulary)."""
+
+    @staticmethod
+    @abstractmethod
+    def f1(true, predicted) -> metrics.F1: ...
+
+    # ---- codemem.task.Training ---------------------------------------------------------------------
+    @property
+    def samples_per_epoch(self) -> int:
+        return len(self.train_names)
+
+    def describe(self) -> str:
+        return f"{len(self.train_names)} training / {len(self.true_test_names)} test samples, vocab {self.vocab}"
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        self._in_step_loss = np.zeros(len(self.train_names), dtype=np.float32)
+        order = torch.randperm(len(self.train_names))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        loss, per_sample = self.train_losses(idx)
+        self._in_step_loss[idx.numpy()] = per_sample.detach().float().cpu().numpy()
+        return loss, len(idx)
+
+    def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
+        """The epoch's F1, Gini, CSR and scores. Gini: `study` over the per-sample losses of this
+        epoch's training steps (dropout on, the weights moving within the epoch, as the authors'
+        patch logged them); `clean` over a pass after the epoch (dropout off, one model)."""
+        bs = self.eval_batch_size
+        after_epoch_loss, train_score, train_pred = self.measure_split("train", bs)
+        train_loss = self._in_step_loss if self.study else after_epoch_loss
+        _, test_score, test_pred = self.measure_split("test", bs)
+        train_f1 = self.f1(self.train_names, train_pred)
+        test_f1 = self.f1(self.true_test_names, test_pred)
+        csr = (float("nan"), 0, 0)
+        if self.csr and len(self.variant_owner):
+            variant_pred = [test_pred[i] for i in self.variant_owner]  # unmeasured: unchanged contexts
+            _, _, measured = self.measure_split("variants", bs)
+            for i, prediction in zip(np.flatnonzero(self.variant_measured).tolist(), measured):
+                variant_pred[i] = prediction
+            csr = metrics.critical_sample_ratio(test_pred, variant_pred, self.variant_owner, len(test_pred))
+        row = {
+            "train_f1": train_f1.f1, "train_precision": train_f1.precision, "train_recall": train_f1.recall,
+            "test_f1": test_f1.f1, "test_precision": test_f1.precision, "test_recall": test_f1.recall,
+            "gini": metrics.gini(train_loss),
+            "csr": csr[0], "csr_critical": csr[1], "csr_transformable": csr[2],
+            "test_score": float(test_score.mean()) if len(test_score) else 0.0,
+            "train_score": float(train_score.mean()) if len(train_score) else 0.0,
+        }  # fmt: skip
+        return row, {"train_loss": train_loss, "train_score": train_score, "test_score": test_score}
+
+    def summary(self, row: dict) -> str:
+        return (f"train F1 {row['train_f1']:.3f}  test F1 {row['test_f1']:.3f}  gini {row['gini']:.3f}  "
+                f"CSR {row['csr']:.3f}  score {row['test_score']:.3f}")  # fmt: skip
+
+    def outputs(self) -> tuple[dict, dict[str, np.ndarray], dict]:
+        counts = {"train_samples": len(self.train_names), "test_samples": len(self.true_test_names),
+                  "train_dropped_no_context": len(self.noisy_train_names) - len(self.train_names),
+                  "test_dropped_no_context": self.test_dropped, "vocab": self.vocab,
+                  "measure": "study" if self.study else "clean"}  # fmt: skip
+        return {"config": self.config_dict(), "vocab": self.vocab}, {"train_kept": self.train_kept}, counts
+
+    def config_dict(self) -> dict:
+        return asdict(self.model.config)
 
 
 class Code2VecRunner(MethodNameRunner):
     fmt = "c2v"
 
-    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig):
-        super().__init__(samples, noisy_train_labels, max_contexts, device)
+    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig, **kw):
+        super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
         train = self.contexts["train"][:, :max_contexts]
         self.token_map = _id_map(len(self.tables.tokens), np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]))
         self.path_map = _id_map(len(self.tables.paths), train[..., 1].ravel())
@@ -74,6 +194,9 @@ class Code2VecRunner(MethodNameRunner):
             "test": self.encode(self.contexts["test"]),
             "variants": self.encode(self.variant_contexts()),
         }
+        # As the original's evaluation reader: a test sample none of whose contexts has a known token
+        # or path (PAD and OOV share id 0) is not evaluated.
+        self.keep_test(np.flatnonzero((self.inputs["test"] != 0).any(-1).any(-1).numpy()))
         self.train_names = [noisy_train_labels[i] for i in self.train_kept]
         self.labels = {
             "train": torch.tensor([name_id[n] for n in self.train_names]),
@@ -90,23 +213,26 @@ class Code2VecRunner(MethodNameRunner):
         return torch.from_numpy(np.stack(
             [self.token_map[ctx[..., 0]], self.path_map[ctx[..., 1]], self.token_map[ctx[..., 2]]], axis=-1))  # fmt: skip
 
-    def train_loss(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device)).mean()
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_sample = self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device))
+        return per_sample.mean(), per_sample
 
     @torch.no_grad()
-    def measure(self, split: str, batch_size: int):
+    def measure_split(self, split: str, batch_size: int):
         """Per-sample (loss or None, score, predicted name or None); dropout off. The prediction is
-        the first possible name among the top-k (code2vec); score = its softmax probability over
-        the whole target vocabulary (the paper's formula)."""
+        the first possible name among the top-k (code2vec)."""
         self.model.eval()
         inputs, labels = self.inputs[split], self.labels.get(split)
         losses, scores, predictions = [], [], []
         for start in range(0, len(inputs), batch_size):
             logits = self.model(inputs[start : start + batch_size].to(self.device))
-            top = logits.topk(min(self.model.config.top_k, logits.shape[-1]), dim=-1).indices.cpu()
-            first = [metrics.first_possible_name(self.names[i] for i in row) for row in top.tolist()]
-            ids = torch.tensor([self.name_id[n] if n else 0 for n in first], device=logits.device)
-            scores.append(torch.softmax(logits, -1).gather(1, ids[:, None]).squeeze(1).cpu())
+            top = logits.topk(min(self.model.config.top_k, logits.shape[-1]), dim=-1)
+            first = [metrics.first_possible_name(self.names[i] for i in row) for row in top.indices.tolist()]
+            if self.study:  # the patch logs top_scores[0]: the top-1 of a softmax over the top-10 logits
+                scores.append(torch.softmax(top.values, -1)[:, 0].cpu())
+            else:
+                ids = torch.tensor([self.name_id[n] if n else 0 for n in first], device=logits.device)
+                scores.append(torch.softmax(logits, -1).gather(1, ids[:, None]).squeeze(1).cpu())
             predictions += first
             if labels is not None:
                 y = labels[start : start + batch_size].to(self.device)
@@ -121,19 +247,24 @@ class Code2VecRunner(MethodNameRunner):
 class Code2SeqRunner(MethodNameRunner):
     fmt = "c2s"
 
-    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2seq.Code2SeqConfig):
-        super().__init__(samples, noisy_train_labels, max_contexts, device)
-        # The attention counts every sample's padding up to config.max_contexts slots (MAX_CONTEXTS).
-        self.config = config = dataclasses.replace(config, max_contexts=max_contexts)
+    def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2seq.Code2SeqConfig, **kw):
+        super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
+        self.config = config
         tokens, paths = self.tables.tokens, self.tables.paths
         train = self.contexts["train"]
-        used_tokens = np.unique(np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]))
+        used_tokens, token_uses = np.unique(np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]),
+                                            return_counts=True)  # fmt: skip
         used_paths = np.unique(train[..., 1].ravel())
-        subtokens = sorted({p for t in tokens[used_tokens[used_tokens >= 0]] for p in t.split("|")})
+        subtoken_uses: Counter = Counter()
+        for t, uses in zip(tokens[used_tokens[used_tokens >= 0]], token_uses[used_tokens >= 0]):
+            for p in t.split("|"):
+                subtoken_uses[p] += int(uses)
+        subtokens = _vocabulary(subtoken_uses, config.subtoken_vocab_max_size)
         nodes = sorted({p for t in paths[used_paths[used_paths >= 0]] for p in t.split("|")})
         sub_id = {s: i + len(code2seq.SUBTOKEN_SPECIALS) for i, s in enumerate(subtokens)}
         node_id = {s: i + len(code2seq.NODE_SPECIALS) for i, s in enumerate(nodes)}
-        self.targets = list(code2seq.TARGET_SPECIALS) + sorted({p for n in noisy_train_labels for p in n.split("|")})
+        target_uses = Counter(p for n in noisy_train_labels for p in n.split("|"))
+        self.targets = list(code2seq.TARGET_SPECIALS) + _vocabulary(target_uses, config.target_vocab_max_size)
         target_id = {s: i for i, s in enumerate(self.targets)}
         unk = code2seq.UNK_ID
         # Lookup tables indexed by extraction-table index (last row: padding -1 -> all PAD).
@@ -155,7 +286,9 @@ class Code2SeqRunner(MethodNameRunner):
             "train": self._table([target_row(n) for n in self.train_names], config.max_target_parts + 1)[:-1],
             "test": self._table([target_row(n) for n in self.true_test_names], config.max_target_parts + 1)[:-1],
         }
-        self.model = code2seq.Code2Seq(len(sub_id) + 2, len(node_id) + 2, len(self.targets), config).to(device)
+        # The attention counts every sample's padding up to max_contexts slots (MAX_CONTEXTS).
+        self.model = code2seq.Code2Seq(len(sub_id) + 2, len(node_id) + 2, len(self.targets), config,
+                                       max_contexts=max_contexts).to(device)  # fmt: skip
         self.optimizer = code2seq.make_optimizer(self.model, config)
         self.scheduler = code2seq.make_scheduler(self.optimizer, config)
         self.vocab = {"subtokens": len(sub_id) + 2, "nodes": len(node_id) + 2, "targets": len(self.targets)}
@@ -180,14 +313,16 @@ class Code2SeqRunner(MethodNameRunner):
         order = keys.argsort(dim=1)[:, : self.max_contexts]
         return ctx.gather(1, order[..., None].expand(-1, -1, 3))
 
-    def train_loss(self, idx: torch.Tensor) -> torch.Tensor:
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ctx = self._sample_contexts(self.inputs["train"][idx])
         target = self.labels["train"][idx].to(self.device)
-        # The original minimises the per-sample SUM of step losses averaged over the batch.
-        return self.model(*self._batch(ctx), target, reduction="sum").mean()
+        # The original minimises the per-sample SUM of step losses averaged over the batch; the
+        # study's patch logs each sample's loss averaged over its steps.
+        total = self.model(*self._batch(ctx), target, reduction="sum")
+        return total.mean(), total / code2seq.target_step_mask(target).sum(1)
 
     @torch.no_grad()
-    def measure(self, split: str, batch_size: int):
+    def measure_split(self, split: str, batch_size: int):
         """Per-sample (loss or None, score, predicted name or None). Training samples are measured
         on their first max_contexts stored contexts (a fixed uniform subset). Loss = mean per-step
         cross-entropy; score = mean top-1 probability over the predicted steps (the study).
@@ -226,6 +361,14 @@ class Code2SeqRunner(MethodNameRunner):
     @staticmethod
     def f1(true, predicted) -> metrics.F1:
         return metrics.subtoken_f1_code2seq(true, predicted, ignore=code2seq.FILTERED_TARGETS)
+
+
+def _vocabulary(uses: Counter, max_size: int) -> list[str]:
+    """The original's capped vocabularies (`Common.load_vocab_from_dict`): the `max_size` most frequent
+    entries of the training set, ties by name; in name order, the ids' order not mattering."""
+    if len(uses) > max_size:
+        return sorted(sorted(uses, key=lambda w: (-uses[w], w))[:max_size])
+    return sorted(uses)
 
 
 def _cat(xs: list[torch.Tensor]) -> np.ndarray:

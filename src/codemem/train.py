@@ -1,18 +1,14 @@
-"""train: one explicit training loop, measured after every epoch the way the study measures it.
+"""train: one explicit training loop for every model, measured after every epoch as the study does.
 
-Each epoch: shuffle (seeded by seed and epoch), train on the noisy training labels, then with
-dropout off compute for every training sample its loss and predicted score (Gini of the losses,
-training F1 against the labels it trained on) and for every test sample its prediction and score
-(test F1, mean score) and the critical sample ratio over its renaming variants. One row per epoch
-goes to plots/epochs.csv and per-sample arrays to build/logs. A checkpoint after every epoch lets an
-interrupted run resume; because every epoch reseeds from (seed, epoch) a resumed run ends with the
-same metrics as an uninterrupted one.
+Each epoch (VarMisuse: each step of `train.samples_per_step` samples): reseed from (seed, epoch),
+train on the noisy training labels, then let the task measure the model with dropout off (its
+`Training.measure`: F1, Gini of the per-sample training loss, scores, CSR for MethodName; the four
+accuracies and two Gini coefficients for VarMisuse). One row per epoch goes to plots/epochs.csv and
+per-sample arrays to build/logs. A checkpoint after every epoch lets an interrupted run resume;
+because every epoch reseeds, a resumed run ends with the same metrics as an uninterrupted one.
 
 The per-sample training loss is measured in a separate pass after the epoch (dropout off, one fixed
 model), not logged inside the training step as the authors' patch did; see ORIGINALS.md.
-
-This module is MethodName's loop; VarMisuse has its own (`codemem.varmisuse`, steps of N samples,
-token-budget batches), which `run` hands over to and which shares the helpers below.
 """
 
 from __future__ import annotations
@@ -20,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,34 +24,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codemem import corrupt, io, metrics
-from codemem.io import sha256_file
+from codemem import io, task
+from codemem.errors import DeviceError
+from codemem.io import PROJECT, Layout, sha256_file
+from codemem.models import count_trainable
 from codemem.params import Params
 from codemem.progress import log, progress_bar
-from codemem.runners import RUNNERS
-
-EPOCH_COLUMNS = [
-    "epoch", "train_loss", "train_f1", "train_precision", "train_recall", "test_f1", "test_precision",
-    "test_recall", "gini", "csr", "csr_critical", "csr_transformable", "test_score", "train_score", "train_seconds", "seconds",
-]  # fmt: skip
-
-
-def count_trainable(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def choose_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device is {name!r} but torch sees no CUDA device; use `auto` or `cpu`")
+        raise DeviceError(f"train.device is {name!r} but torch sees no CUDA device; use `auto` or `cpu`")
     return torch.device(name)
 
 
-# The code a checkpoint's numbers depend on (the train stage's code deps in dvc.yaml): after a change
-# to any of it DVC reruns train, which must then start over rather than resume the old code's run.
+# The code a checkpoint's numbers depend on: after a change to any of it DVC reruns train, which must
+# then start over rather than resume the old code's run.
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = ["train.py", "runners.py", "varmisuse.py", "metrics.py", "models", "extract/great.py"]
+TRAINING_CODE = ["train.py", "task.py", "io.py", "metrics.py", "methodname.py", "runners.py", "varmisuse.py",
+                 "varmisuse_training.py", "models", "extract/great.py"]  # fmt: skip
 
 
 def training_code_digest() -> str:
@@ -75,7 +65,7 @@ def fingerprint(params: Params, files: list[Path]) -> str:
     settings = {k: v for k, v in asdict(params.train).items() if k not in ignored}
     model_settings = {k: v for k, v in asdict(params.model_config()).items() if k != "epochs"}
     h.update(json.dumps([params.model, params.seed, params.noise, settings,
-                         model_settings, params.extract.max_contexts], sort_keys=True).encode())
+                         model_settings, params.extract.max_contexts], sort_keys=True).encode())  # fmt: skip
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()
@@ -88,112 +78,93 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(path.with_suffix(".tmp"), path)
 
 
+def set_aside(path: Path, why: str) -> None:
+    """Keep a checkpoint we will not resume (as `<name>.<why>`) instead of deleting someone's run."""
+    aside = path.with_name(f"{path.name}.{why}")
+    shutil.move(path, aside)
+    log(f"train: {path} is {why} (kept as {aside}); starting over")
+
+
 def load_checkpoint(path: Path, print_: str, epochs: int, device) -> dict | None:
-    """The checkpoint's state if it belongs to this run (same fingerprint, not past `epochs`), else None."""
+    """The checkpoint's state if it belongs to this run (same fingerprint, not past `epochs`), else None.
+    An unreadable checkpoint (a truncated copy, another torch's format) or one of another run is set
+    aside, and the run starts over."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location=device, weights_only=False)
-    if state.get("fingerprint") != print_:
-        log(f"train: {path} was written with other data, settings or code: starting over")
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or "fingerprint" not in state:
+            raise ValueError("not a codemem checkpoint")
+    except Exception:  # noqa: BLE001 -- whatever the reason, it cannot be resumed
+        set_aside(path, "unreadable")
+        return None
+    if state["fingerprint"] != print_:
+        set_aside(path, "foreign")  # written with other data, settings or code
         return None
     return state if state["epoch"] <= epochs else None
 
 
-def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build/noisy"),
-        model_dir=Path("build/model"), logs_dir=Path("build/logs"), checkpoint=Path("build/checkpoints/train.pt"),
-        epochs_csv=Path("plots/epochs.csv")) -> list[dict]:  # fmt: skip
-    if params.task == "varmisuse":
-        from codemem import varmisuse
-
-        return varmisuse.run(params, samples_dir, noisy_dir, model_dir, logs_dir, checkpoint, epochs_csv)
+def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     if params.train.threads > 0:
         torch.set_num_threads(params.train.threads)
     device = choose_device(params.train.device)
-    # Some CPU kernels (index_put with accumulation, in code2seq's backward) reduce in parallel
-    # in a varying order; the deterministic variants make same params give the same metrics.
+    # Some CPU kernels (index_put with accumulation, in code2seq's backward) reduce in parallel in a
+    # varying order; the deterministic variants make same params give the same metrics.
     torch.use_deterministic_algorithms(True, warn_only=True)
-    config = params.model_config()
-    samples = io.load_samples(samples_dir)
-    noisy = corrupt.load_noisy_labels(noisy_dir)
-    torch.manual_seed(params.seed)
-    runner = RUNNERS[params.model](samples, noisy, params.extract.max_contexts, device, config)
-    model, optimizer, scheduler = runner.model, runner.optimizer, runner.scheduler
-    n_train = len(runner.train_names)
-    log(
-        f"train: {params.model} on {device}, {n_train} training / {len(runner.true_test_names)} test samples, "
-        f"vocab {runner.vocab}, {count_trainable(model):,} parameters"
-    )
+    spec = task.get(params.task)
+    torch.manual_seed(params.seed)  # initialisation (data loading draws nothing from torch)
+    training = spec.prepare(params, layout, device)
+    model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
+    log(f"train: {params.model} on {device}, {training.describe()}, {count_trainable(model):,} parameters, "
+        f"{params.epochs} {training.unit}s")  # fmt: skip
 
-    print_ = fingerprint(params, [samples_dir / "contexts.npz", noisy_dir / "labels.tsv"])
+    print_ = fingerprint(params, training.input_files)
     history: list[dict] = []
-    per_sample: dict[str, list[np.ndarray]] = {k: [] for k in ("train_loss", "train_score", "test_score")}
-    start_epoch = 0
-    if state := load_checkpoint(checkpoint, print_, params.epochs, device):
+    per_sample: dict[str, list[np.ndarray]] = {}
+    start = 0
+    if state := load_checkpoint(layout.checkpoint, print_, params.epochs, device):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-        history, per_sample, start_epoch = state["history"], state["per_sample"], state["epoch"]
-        log(f"train: resuming after epoch {start_epoch} from {checkpoint}")
+        history, per_sample, start = state["history"], state["per_sample"], state["epoch"]
+        log(f"train: resuming after {training.unit} {start} from {layout.checkpoint}")
 
-    bs = params.train.eval_batch_size
-    for epoch in range(start_epoch, params.epochs):
+    for epoch in range(start, params.epochs):
         began = time.perf_counter()
         model.train()
         torch.manual_seed(params.seed * 100_003 + epoch)  # dropout, order, sampling: a function of (seed, epoch)
-        order = torch.randperm(n_train)
-        batches = [order[i : i + params.train.batch_size] for i in range(0, n_train, params.train.batch_size)]
         total = 0.0
-        for idx in progress_bar(batches, description=f"epoch {epoch + 1}/{params.epochs}"):
-            loss = runner.train_loss(idx)
+        for batch in progress_bar(training.batches(epoch), description=f"{training.unit} {epoch + 1}/{params.epochs}"):
+            loss, size = training.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if training.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), training.clip_norm)
             optimizer.step()
-            total += loss.item() * len(idx)
+            total += loss.item() * size
         if scheduler is not None:
             scheduler.step()
         trained = time.perf_counter() - began  # the optimisation alone, apart from the measurements
 
-        train_loss, train_score, train_pred = runner.measure("train", bs)
-        _, test_score, test_pred = runner.measure("test", bs)
-        train_f1 = runner.f1(runner.train_names, train_pred)
-        test_f1 = runner.f1(runner.true_test_names, test_pred)
-        csr = (float("nan"), 0, 0)
-        if params.train.csr and len(runner.variant_owner):
-            _, _, variant_pred = runner.measure("variants", bs)
-            csr = metrics.critical_sample_ratio(test_pred, variant_pred, runner.variant_owner, len(test_pred))
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": total / max(n_train, 1),
-            "train_f1": train_f1.f1, "train_precision": train_f1.precision, "train_recall": train_f1.recall,
-            "test_f1": test_f1.f1, "test_precision": test_f1.precision, "test_recall": test_f1.recall,
-            "gini": metrics.gini(train_loss),
-            "csr": csr[0], "csr_critical": csr[1], "csr_transformable": csr[2],
-            "test_score": float(test_score.mean()) if len(test_score) else 0.0,
-            "train_score": float(train_score.mean()) if len(train_score) else 0.0,
-            "train_seconds": round(trained, 3), "seconds": round(time.perf_counter() - began, 3),
-        }  # fmt: skip
+        measured, logged = training.measure(epoch)
+        row = {"epoch": epoch + 1, "train_loss": total / max(training.samples_per_epoch, 1), **measured,
+               "train_seconds": round(trained, 3), "seconds": round(time.perf_counter() - began, 3)}  # fmt: skip
         history.append(row)
-        for key, values in zip(per_sample, (train_loss, train_score, test_score)):
-            per_sample[key].append(values)
-        log(
-            f"epoch {epoch + 1}: train F1 {row['train_f1']:.3f}  test F1 {row['test_f1']:.3f}  "
-            f"gini {row['gini']:.3f}  CSR {row['csr']:.3f}  score {row['test_score']:.3f}  ({row['seconds']:.1f} s)"
-        )
-        state = {"fingerprint": print_, "epoch": epoch + 1, "model": model.state_dict(),
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-                 "history": history, "per_sample": per_sample}  # fmt: skip
-        save_checkpoint(checkpoint, state)
+        for key, values in logged.items():
+            per_sample.setdefault(key, []).append(values)
+        log(f"{training.unit} {epoch + 1}: {training.summary(row)}  ({row['seconds']:.1f} s)")
+        save_checkpoint(layout.checkpoint, {
+            "fingerprint": print_, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler else None, "history": history, "per_sample": per_sample,
+        })  # fmt: skip
 
-    with io.atomic_dir(model_dir) as tmp:
-        torch.save({"model": model.state_dict(), "config": asdict(config), "vocab": runner.vocab}, tmp / "model.pt")
-    with io.atomic_dir(logs_dir) as tmp:
-        arrays = {k: np.stack(v) for k, v in per_sample.items()}
-        np.savez_compressed(tmp / "per_sample.npz", **arrays, train_kept=runner.train_kept)
-        (tmp / "counts.json").write_text(json.dumps({
-            "train_samples": n_train, "test_samples": len(runner.true_test_names),
-            "train_dropped_no_context": len(noisy) - n_train, "vocab": runner.vocab,
-            "parameters": count_trainable(model), "device": str(device),
-        }, indent=2) + "\n")  # fmt: skip
-    io.write_epochs_csv(history, epochs_csv, EPOCH_COLUMNS)
+    model_extra, arrays, counts = training.outputs()
+    with io.atomic_dir(layout.model) as tmp:
+        torch.save({"model": model.state_dict(), **model_extra}, tmp / "model.pt")
+    with io.atomic_dir(layout.logs) as tmp:
+        np.savez_compressed(tmp / "per_sample.npz", **{k: np.stack(v) for k, v in per_sample.items()}, **arrays)
+        counts |= {"parameters": count_trainable(model), "device": str(device)}
+        (tmp / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
+    io.write_epochs_csv(history, layout.epochs_csv, spec.epoch_columns)
     return history

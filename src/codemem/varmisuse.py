@@ -1,358 +1,115 @@
-"""train (VarMisuse): data pipeline and one explicit loop for Transformer, GREAT and GGNN.
+"""The VarMisuse task (Transformer, GREAT, GGNN): locate a misused variable and point at its repair.
 
-The data pipeline follows ICLR20-Great's `data/data_loader.py`:
-- each token becomes its (at most 10) sub-token ids under the original vocabulary
-  (`great.GreatVocabulary`); a token whose pieces are all unknown is padding to the model, as the
-  original's `token_mask = clip(sum(tokens), 0, 1)` makes it;
-- edges through the original mapping (`great.loader_edges`: relation i forward as type 2i, reversed
-  as 2i+1); only integer `repair_candidates` are kept; samples longer than `max_length` (512) are
-  skipped and counted;
-- training batches hold similarly long samples within a token budget (`max_batch_tokens`, 12,500
-  padded tokens): the original's `make_batch` picks a random pivot length in a buffer of about 50
-  batches and fills a batch with the samples closest to it.
-
-Training follows `running/run_model.py`: Adam (lr 1e-4, TF's epsilon 1e-7), global-norm clipping
-0.25, loss = mean location loss + mean repair loss over buggy samples (`reduce_losses`). An "epoch"
-is a *step*: `train.samples_per_step` training samples (the original: 250,000), drawn from an
-endless stream of seeded permutations of the training set, then a measurement pass with dropout
-off on a fixed seeded subset of the (noisy) training samples and of the held-out `eval` samples
-(`train.measure_samples` each): the original's four accuracies, per-sample location and repair
-losses (their Gini coefficients: location over all samples, repair over buggy ones), and per-sample
-scores (the probability of the predicted location, the pointer mass on the repair targets).
-Everything random is a function of (seed, step), so a run resumed from its checkpoint ends with the
-same metrics as an uninterrupted one.
+Samples are GREAT-format JSON lines (codemem.extract.varmisuse); the noise flips training labels
+(`corrupt.corrupt_varmisuse`); training and the per-step measurements are
+codemem.varmisuse_training's; the final metrics are the original's four accuracies on the held-out
+samples and on the noisy training samples, the Gini coefficients of the per-sample location and
+repair losses and the mean probability of the predicted location.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
+import pandas as pd
 
-from codemem import io, metrics, models
+from codemem import io
+from codemem.corrupt import corrupt_varmisuse
 from codemem.extract import great
-from codemem.models import varmisuse as vm
+from codemem.io import Layout
 from codemem.params import Params
-from codemem.progress import log, progress_bar
-from codemem.train import choose_device, count_trainable, fingerprint, load_checkpoint, save_checkpoint
+from codemem.task import Task
 
-EPOCH_COLUMNS = [
-    "epoch", "samples_seen", "train_loss", "train_loc_loss", "train_repair_loss",
-    "train_loc_acc", "train_repair_acc", "train_joint_acc", "train_no_bug_acc",
-    "test_loc_acc", "test_repair_acc", "test_joint_acc", "test_no_bug_acc", "test_loc_loss", "test_repair_loss",
-    "gini_loc", "gini_repair", "test_score", "train_score", "test_repair_mass", "train_seconds", "seconds",
-]  # fmt: skip
-BUFFER_BATCHES = 50  # the original's `max_buffer_size`: batches' worth of tokens per batching buffer
-
-
-# ---- data ----------------------------------------------------------------------------------------
-@dataclass
-class Split:
-    """One split as the original loader's `to_sample` encodes it (samples over max_length left out)."""
-
-    tokens: list[np.ndarray]  # per sample (T, S<=max_subtokens) int64 sub-token ids, 0 = PAD
-    edges: list[np.ndarray]  # per sample (E, 3) int64 [type slot, from, to], reverses included
-    error_location: np.ndarray  # (n,) 0 = no bug
-    targets: list[list[int]]
-    candidates: list[list[int]]
-    line: np.ndarray  # (n,) each sample's line in the .jsonl file
-    skipped_too_long: int
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.array([len(t) for t in self.tokens], dtype=np.int64)
-
-    @property
-    def has_bug(self) -> np.ndarray:
-        return self.error_location > 0  # what the original's loss uses (clip(error_loc, 0, 1))
+# ---- codemem.task.Task ----------------------------------------------------------------------------
+# epochs.csv column -> metrics.json key (held-out accuracies without a prefix, as the study reports).
+FINAL_KEYS = {
+    "test_loc_acc": "loc_acc", "test_repair_acc": "repair_acc", "test_joint_acc": "joint_acc",
+    "test_no_bug_acc": "no_bug_acc", "train_loc_acc": "train_loc_acc", "train_repair_acc": "train_repair_acc",
+    "train_joint_acc": "train_joint_acc", "train_no_bug_acc": "train_no_bug_acc", "gini_loc": "gini_loc",
+    "gini_repair": "gini_repair", "test_score": "test_score", "train_score": "train_score",
+    "test_repair_mass": "test_repair_mass", "train_loss": "train_loss",
+}  # fmt: skip
 
 
-def encode_samples(samples, vocab: great.GreatVocabulary, max_subtokens: int, max_length: int) -> Split:
-    ids: dict[str, list[int]] = {}  # token -> sub-token ids; code repeats its tokens a lot
-    out = Split([], [], np.zeros(0, np.int64), [], [], np.zeros(0, np.int64), 0)
-    locations, lines = [], []
-    for line, sample in enumerate(samples):
-        tokens = sample["source_tokens"]
-        if len(tokens) > max_length:
-            out.skipped_too_long += 1
-            continue
-        pieces = [ids.get(t) or ids.setdefault(t, vocab.encode(t, max_subtokens)) for t in tokens]
-        table = np.zeros((len(tokens), max(map(len, pieces))), dtype=np.int64)
-        for i, p in enumerate(pieces):
-            table[i, : len(p)] = p
-        out.tokens.append(table)
-        out.edges.append(np.array(great.loader_edges(sample["edges"]), dtype=np.int64).reshape(-1, 3))
-        out.targets.append(list(sample["repair_targets"]))
-        out.candidates.append(great.candidate_positions(sample))
-        locations.append(sample["error_location"])
-        lines.append(line)
-    out.error_location, out.line = np.array(locations, dtype=np.int64), np.array(lines, dtype=np.int64)
-    return out
+def _value(x) -> float | None:
+    """A rounded float, or None where there is none (NaN: no sample of that kind), which JSON can hold."""
+    x = float(x)
+    return None if np.isnan(x) else round(x, 6)
 
 
-def load_split(path: Path, vocab: great.GreatVocabulary, config: vm.VarMisuseConfig) -> Split:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run the extract and corrupt stages first (`dvc repro`)")
-    return encode_samples(great.read_shards(path, validate=False), vocab, config.max_subtokens, config.max_length)
+class VarMisuse(Task):
+    name = "varmisuse"
+    epoch_columns = (
+        "epoch", "samples_seen", "train_loss", "train_loc_loss", "train_repair_loss",
+        "train_loc_acc", "train_repair_acc", "train_joint_acc", "train_no_bug_acc",
+        "test_loc_acc", "test_repair_acc", "test_joint_acc", "test_no_bug_acc", "test_loc_loss", "test_repair_loss",
+        "gini_loc", "gini_repair", "test_score", "train_score", "test_repair_mass", "train_seconds", "seconds",
+    )  # fmt: skip
+    score_labels = {m: "probability of the predicted location" for m in ("study", "clean")}  # noqa: RUF012
+    study_columns = {"train": "train_loc_acc", "test": "test_loc_acc", "train_repair": "train_repair_acc",  # noqa: RUF012
+                     "test_repair": "test_repair_acc", "gini": "gini_loc", "gini_repair": "gini_repair"}  # fmt: skip
 
+    def extract(self, params: Params, layout: Layout) -> dict:
+        from codemem.extract import varmisuse
 
-@dataclass
-class Batch:
-    subtokens: torch.Tensor  # (B, T, S)
-    token_mask: torch.Tensor  # (B, T) bool
-    edges: torch.Tensor  # (E, 4) [batch, type, from, to], the models' layout
-    error_location: torch.Tensor  # (B,)
-    has_bug: torch.Tensor  # (B,) bool
-    targets: torch.Tensor  # (B, T) bool
-    candidates: torch.Tensor  # (B, T) bool
+        return varmisuse.run(params, layout)
 
-
-def collate(split: Split, idx, device) -> Batch:
-    """Samples `idx` of `split` padded into one batch."""
-    idx = list(idx)
-    T = max(len(split.tokens[i]) for i in idx)
-    S = max(split.tokens[i].shape[1] for i in idx)
-    subtokens = np.zeros((len(idx), T, S), dtype=np.int64)
-    targets = np.zeros((len(idx), T), dtype=bool)
-    candidates = np.zeros((len(idx), T), dtype=bool)
-    edges = []
-    for b, i in enumerate(idx):
-        t = split.tokens[i]
-        subtokens[b, : t.shape[0], : t.shape[1]] = t
-        targets[b, split.targets[i]] = True
-        candidates[b, split.candidates[i]] = True
-        edges.append(np.concatenate([np.full((len(split.edges[i]), 1), b), split.edges[i]], axis=1))
-    subtokens_t = torch.from_numpy(subtokens)
-    location = torch.from_numpy(split.error_location[idx])
-    return Batch(
-        subtokens=subtokens_t.to(device),
-        token_mask=(subtokens_t.sum(-1) > 0).to(device),  # the original's mask: any known sub-token
-        edges=torch.from_numpy(np.concatenate(edges).reshape(-1, 4)).to(device),
-        error_location=location.to(device),
-        has_bug=(location > 0).to(device),
-        targets=torch.from_numpy(targets).to(device),
-        candidates=torch.from_numpy(candidates).to(device),
-    )
-
-
-def token_budget_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Generator,
-                         buffer_batches: int = BUFFER_BATCHES) -> list[list[int]]:  # fmt: skip
-    """Positions into `lengths`, in the given order, grouped into batches of <= max_tokens padded tokens.
-
-    The original's `to_batch`: fill a buffer until it holds more than `buffer_batches * max_tokens`
-    tokens; then pick a random pivot sample, order the buffer by |length - pivot length| (stably) and
-    take samples while (longest so far) x (count) stays within the budget; at the end drain the buffer.
-    A sample longer than the whole budget still forms a batch of its own.
-    """
-    batches: list[list[int]] = []
-    buffer: list[int] = []
-
-    def make_batch():
-        nonlocal buffer
-        pivot = lengths[buffer[rng.integers(len(buffer))]]
-        buffer = sorted(buffer, key=lambda i: abs(int(lengths[i]) - int(pivot)))
-        longest, size = 0, 0
-        for i in buffer:
-            longest = max(longest, int(lengths[i]))
-            if longest * (size + 1) > max_tokens:
-                break
-            size += 1
-        size = max(size, 1)
-        batches.append(buffer[:size])
-        buffer = buffer[size:]
-
-    held = 0
-    for i in range(len(lengths)):
-        buffer.append(i)
-        held += int(lengths[i])
-        if held > buffer_batches * max_tokens:
-            make_batch()
-            held = int(lengths[buffer].sum()) if buffer else 0
-    while buffer:
-        make_batch()
-    return batches
-
-
-def measure_batches(lengths: np.ndarray, max_tokens: int) -> list[list[int]]:
-    """Deterministic batches for measurement: positions by length, packed greedily within the budget."""
-    batches, batch, longest = [], [], 0
-    for i in np.argsort(lengths, kind="stable").tolist():
-        if batch and max(longest, lengths[i]) * (len(batch) + 1) > max_tokens:
-            batches.append(batch)
-            batch, longest = [], 0
-        batch.append(i)
-        longest = max(longest, int(lengths[i]))
-    return batches + ([batch] if batch else [])
-
-
-def step_samples(n: int, per_step: int, step: int, seed: int) -> np.ndarray:
-    """Training-set positions of step `step` (0-based): a slice of an endless stream of seeded
-    permutations of the training set (the original repeats its shuffled shards endlessly)."""
-    start, stop = step * per_step, (step + 1) * per_step
-    parts, p = [], start // n
-    while p * n < stop:
-        order = np.random.default_rng([seed, 2, p]).permutation(n)
-        parts.append(order[max(start - p * n, 0) : min(stop - p * n, n)])
-        p += 1
-    return np.concatenate(parts)
-
-
-# ---- model ---------------------------------------------------------------------------------------
-def forward(model, batch: Batch):
-    logits = model(batch.subtokens, batch.token_mask, batch.edges)
-    args = (logits, batch.token_mask, batch.has_bug, batch.error_location, batch.targets, batch.candidates)
-    return args, vm.varmisuse_losses(*args)
-
-
-@torch.no_grad()
-def measure(model, split: Split, idx: np.ndarray, config: vm.VarMisuseConfig, device) -> dict[str, np.ndarray]:
-    """Per-sample outcomes of samples `idx` with dropout off: losses, correctness, scores."""
-    model.eval()
-    keys = ("loc_loss", "repair_loss", "loc_correct", "repair_correct", "joint_correct", "no_bug_correct",
-            "loc_prob", "repair_mass")  # fmt: skip
-    out = {k: np.zeros(len(idx), dtype=np.float64) for k in keys}
-    for positions in measure_batches(split.lengths[idx], config.max_batch_tokens):
-        args, (loc_loss, rep_loss) = forward(model, collate(split, idx[positions], device))
-        outcome = vm.varmisuse_predictions(*args) | {"loc_loss": loc_loss, "repair_loss": rep_loss}
-        for k in keys:
-            out[k][positions] = outcome[k].double().cpu().numpy()
-    # A loss is >= 0; float32 rounding can leave -1e-7 where the target mass rounds above 1.
-    out["loc_loss"], out["repair_loss"] = np.maximum(out["loc_loss"], 0), np.maximum(out["repair_loss"], 0)
-    out["has_bug"] = split.has_bug[idx]
-    return out
-
-
-def summarize(m: dict[str, np.ndarray]) -> dict[str, float]:
-    """Split-level metrics from per-sample outcomes: the original's accuracies (localization, repair
-    and joint over buggy samples, no-bug over clean ones), mean losses, Gini of each loss, scores."""
-    buggy = m["has_bug"].astype(bool)
-    acc = vm.batch_accuracies({k: torch.from_numpy(m[k].astype(bool)) for k in
-                               ("loc_correct", "repair_correct", "joint_correct", "no_bug_correct")},
-                              torch.from_numpy(buggy))  # fmt: skip
-    return {
-        "loc_acc": acc["localization"], "repair_acc": acc["repair"], "joint_acc": acc["joint"],
-        "no_bug_acc": acc["no_bug"],
-        "loc_loss": float(m["loc_loss"].mean()) if len(buggy) else float("nan"),
-        "repair_loss": float(m["repair_loss"][buggy].mean()) if buggy.any() else float("nan"),
-        "gini_loc": metrics.gini(m["loc_loss"]),
-        "gini_repair": metrics.gini(m["repair_loss"][buggy]),  # clean samples have no repair loss
-        "score": float(m["loc_prob"].mean()) if len(buggy) else float("nan"),
-        "repair_mass": float(m["repair_mass"][buggy].mean()) if buggy.any() else float("nan"),
-    }  # fmt: skip
-
-
-def subset(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """A sorted random subset of k of n positions (all when k is 0 or >= n)."""
-    return np.arange(n) if k == 0 or k >= n else np.sort(rng.choice(n, k, replace=False))
-
-
-# ---- the loop ------------------------------------------------------------------------------------
-def run(params: Params, samples_dir=Path("build/samples"), noisy_dir=Path("build/noisy"),
-        model_dir=Path("build/model"), logs_dir=Path("build/logs"), checkpoint=Path("build/checkpoints/train.pt"),
-        epochs_csv=Path("plots/epochs.csv")) -> list[dict]:  # fmt: skip
-    if params.train.threads > 0:
-        torch.set_num_threads(params.train.threads)
-    device = choose_device(params.train.device)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as train.py: same params, same numbers
-    config = params.model_config()
-    vocab = great.GreatVocabulary()
-    train_file, test_file = Path(noisy_dir) / "train.jsonl", Path(samples_dir) / "eval.jsonl"
-    train, test = load_split(train_file, vocab, config), load_split(test_file, vocab, config)
-    if not len(train) or not len(test):
-        raise ValueError(f"no training or eval samples within max_length {config.max_length}")
-    rng = np.random.default_rng([params.seed, 3])  # stream 3: the measured subsets
-    train_measured = subset(len(train), params.train.measure_samples, rng)
-    test_measured = subset(len(test), params.train.measure_samples, rng)
-    torch.manual_seed(params.seed)
-    model = models.get(params.model).model_class(config).to(device)
-    # tf.optimizers.Adam defaults, as the original: beta 0.9 / 0.999, epsilon 1e-7.
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=1e-7)
-    steps, per_step = params.epochs, params.train.samples_per_step
-    log(f"train: {params.model} on {device}, {len(train)} training / {len(test)} eval samples "
-        f"({train.skipped_too_long} / {test.skipped_too_long} over {config.max_length} tokens skipped), "
-        f"{count_trainable(model):,} parameters, {steps} steps of {per_step} samples")  # fmt: skip
-
-    print_ = fingerprint(params, [train_file, test_file])
-    history: list[dict] = []
-    per_sample: dict[str, list[np.ndarray]] = {}
-    start = 0
-    if state := load_checkpoint(checkpoint, print_, steps, device):
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, per_sample, start = state["history"], state["per_sample"], state["epoch"]
-        log(f"train: resuming after step {start} from {checkpoint}")
-
-    lengths = train.lengths
-    for step in range(start, steps):
-        began = time.perf_counter()
-        model.train()
-        torch.manual_seed(params.seed * 100_003 + step)  # dropout: a function of (seed, step), as train.py
-        chosen = step_samples(len(train), per_step, step, params.seed)
-        batch_rng = np.random.default_rng([params.seed, 4, step])
-        batches = token_budget_batches(lengths[chosen], config.max_batch_tokens, batch_rng)
-        total = 0.0
-        for positions in progress_bar(batches, description=f"step {step + 1}/{steps}"):
-            batch = collate(train, chosen[positions], device)
-            _, (loc_loss, rep_loss) = forward(model, batch)
-            loss = vm.reduce_losses(loc_loss, rep_loss, batch.has_bug)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-            optimizer.step()
-            total += loss.item() * len(positions)
-
-        trained = time.perf_counter() - began
-        tr = measure(model, train, train_measured, config, device)
-        te = measure(model, test, test_measured, config, device)
-        s_tr, s_te = summarize(tr), summarize(te)
-        row = {
-            "epoch": step + 1, "samples_seen": (step + 1) * per_step, "train_loss": total / per_step,
-            "train_loc_loss": s_tr["loc_loss"], "train_repair_loss": s_tr["repair_loss"],
-            **{f"train_{k}": s_tr[k] for k in ("loc_acc", "repair_acc", "joint_acc", "no_bug_acc")},
-            **{f"test_{k}": s_te[k] for k in ("loc_acc", "repair_acc", "joint_acc", "no_bug_acc")},
-            "test_loc_loss": s_te["loc_loss"], "test_repair_loss": s_te["repair_loss"],
-            "gini_loc": s_tr["gini_loc"], "gini_repair": s_tr["gini_repair"],
-            "test_score": s_te["score"], "train_score": s_tr["score"], "test_repair_mass": s_te["repair_mass"],
-            "train_seconds": round(trained, 3), "seconds": round(time.perf_counter() - began, 3),
+    def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
+        """Flip a share of the training labels; flips.tsv records each flipped sample's new label."""
+        samples = list(great.read_shards(io.require(layout.samples / "train.jsonl", "extract"), validate=False))
+        noisy, flipped = corrupt_varmisuse(samples, params.noise, rng)
+        rows = ["sample\ttrue_bug\tnoisy_bug\terror_location\trepair_targets"]
+        rows += [f"{i}\t{int(samples[i]['has_bug'])}\t{int(noisy[i]['has_bug'])}\t{noisy[i]['error_location']}\t"
+                 f"{','.join(map(str, noisy[i]['repair_targets']))}" for i in flipped.tolist()]  # fmt: skip
+        buggy_to_clean = int(sum(samples[i]["has_bug"] for i in flipped.tolist()))
+        summary = {
+            "noise": params.noise, "seed": params.seed, "train_samples": len(samples), "changed": len(flipped),
+            "buggy_to_clean": buggy_to_clean, "buggy_before": sum(s["has_bug"] for s in samples),
+            "buggy_after": sum(s["has_bug"] for s in noisy), "clean_to_buggy": len(flipped) - buggy_to_clean,
         }  # fmt: skip
-        history.append(row)
-        logged = {"train_loc_loss": tr["loc_loss"], "train_repair_loss": tr["repair_loss"],
-                  "train_score": tr["loc_prob"], "test_score": te["loc_prob"], "test_repair_mass": te["repair_mass"],
-                  "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"]}  # fmt: skip
-        for k, v in logged.items():
-            per_sample.setdefault(k, []).append(v.astype(np.float32))
-        log(f"step {step + 1}: train loss {row['train_loss']:.3f}  loc/repair acc train "
-            f"{row['train_loc_acc']:.3f}/{row['train_repair_acc']:.3f} test {row['test_loc_acc']:.3f}/"
-            f"{row['test_repair_acc']:.3f}  no-bug test {row['test_no_bug_acc']:.3f}  gini loc "
-            f"{row['gini_loc']:.3f} repair {row['gini_repair']:.3f}  ({row['seconds']:.1f} s)")  # fmt: skip
-        save_checkpoint(checkpoint, {"fingerprint": print_, "epoch": step + 1, "model": model.state_dict(),
-                                     "optimizer": optimizer.state_dict(), "scheduler": None,
-                                     "history": history, "per_sample": per_sample})  # fmt: skip
+        with io.atomic_dir(layout.noisy) as tmp:
+            great.write_shard(tmp / "train.jsonl", noisy, validate=False)
+            (tmp / "flips.tsv").write_text("\n".join(rows) + "\n")
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
 
-    with io.atomic_dir(model_dir) as tmp:
-        torch.save({"model": model.state_dict(), "config": asdict(config)}, tmp / "model.pt")
-    with io.atomic_dir(logs_dir) as tmp:
-        arrays = {k: np.stack(v) for k, v in per_sample.items()}
-        np.savez_compressed(tmp / "per_sample.npz", **arrays, train_line=train.line[train_measured],
-                            test_line=test.line[test_measured], train_has_bug=train.has_bug[train_measured],
-                            test_has_bug=test.has_bug[test_measured])  # fmt: skip
-        (tmp / "counts.json").write_text(json.dumps({
-            "train_samples": len(train), "test_samples": len(test),
-            "train_measured": len(train_measured), "test_measured": len(test_measured),
-            "train_skipped_too_long": train.skipped_too_long, "test_skipped_too_long": test.skipped_too_long,
-            "samples_per_step": per_step, "steps": steps, "vocab": vocab.size,
-            "parameters": count_trainable(model), "device": str(device),
-        }, indent=2) + "\n")  # fmt: skip
-    write_csv(history, epochs_csv)
-    return history
+    def prepare(self, params: Params, layout: Layout, device):
+        from codemem.varmisuse_training import VarMisuseTraining
+
+        return VarMisuseTraining(params, layout, device)
+
+    def final_metrics(self, last: pd.Series, counts: dict, params: Params) -> dict:
+        out = {key: _value(last[column]) for column, key in FINAL_KEYS.items()}
+        return out | {
+            "epochs": int(last["epoch"]), "samples_seen": int(last["samples_seen"]), "noise": params.noise,
+            "dataset": params.dataset, "model": params.model, "seed": params.seed, "profile": params.profile,
+            "measure": params.train.measure, "heldout": params.train.heldout,
+            **{k: counts[k] for k in ("train_samples", "test_samples", "train_measured", "test_measured",
+                                      "samples_per_step", "parameters")},
+        }  # fmt: skip
+
+    def draw(self, history: pd.DataFrame, title: str, plots_dir: Path) -> None:
+        """Accuracies per step (train solid, test dashed) and the two Gini coefficients."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        e = history["epoch"]
+        for color, (name, label) in enumerate([("loc", "localization"), ("repair", "repair"), ("joint", "joint"),
+                                               ("no_bug", "no bug")]):  # fmt: skip
+            axes[0].plot(e, history[f"train_{name}_acc"], "-", color=f"C{color}", label=f"{label} (train)")
+            axes[0].plot(e, history[f"test_{name}_acc"], "--", color=f"C{color}", label=f"{label} (test)")
+        axes[0].set(title="accuracy (train solid, test dashed)", xlabel="step", ylim=(0, 1.02))
+        axes[0].legend(fontsize=7, ncol=2)
+        axes[1].plot(e, history["gini_loc"], color="C4", label="location loss")
+        axes[1].plot(e, history["gini_repair"], color="C5", label="repair loss")
+        axes[1].set(title="Gini of per-sample training loss", xlabel="step", ylim=(0, 1.02))
+        axes[1].legend(fontsize=7)
+        fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(plots_dir / "curves.png", dpi=100, metadata={"Software": None})
+        plt.close(fig)
 
 
-def write_csv(history: list[dict], path: Path) -> None:
-    io.write_epochs_csv(history, path, EPOCH_COLUMNS)
+TASK = VarMisuse()

@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 
-def run(params):
-    if params.task == "methodname":
-        from codemem.extract import methodname
+def run(params, layout=None):
+    """The extract stage: the dataset's task builds build/samples from build/raw."""
+    from codemem import task
+    from codemem.io import PROJECT
 
-        return methodname.run(params)
-    if params.task == "varmisuse":
-        from codemem.extract import varmisuse
-
-        return varmisuse.run(params)
-    raise NotImplementedError(f"no extractor for task {params.task!r}")
+    return task.get(params.task).extract(params, layout or PROJECT)

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 
+from codemem.errors import InputError
+
 # python-graphs' EdgeType ids, as they appear in the published shards ("enum_" + name).
 EDGE_TYPES: dict[str, int] = {
     "enum_CFG_NEXT": 1,
@@ -109,7 +111,7 @@ class GreatVocabulary:
         return ids if max_pieces is None else ids[:max_pieces]
 
 
-class GreatFormatError(ValueError):
+class GreatFormatError(InputError):
     """A sample that does not follow the published format; the message names file and line."""
 
 

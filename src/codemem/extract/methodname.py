@@ -22,11 +22,11 @@ import multiprocessing
 import os
 import zipfile
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from codemem import io
+from codemem.errors import InputError
 from codemem.extract.java import JavaExtractor, PathConfig, c2v_line
 from codemem.params import Params
 from codemem.progress import log, progress_bar
@@ -75,8 +75,10 @@ def _variants(sample, contexts: list[str], formatter) -> list[tuple[str, list[tu
             for side, (x, y) in enumerate(zip(_ends(a), _ends(b)))
             if x != y
         ]
-        if changed:  # a variable whose occurrences were not sampled renames nothing the model sees
-            variants.append((_ends(renamed[changed[0][0]])[changed[0][1]], changed))
+        # A variable whose occurrences were not sampled renames nothing the model sees, yet the sample
+        # is renamable: it counts in CSR's denominator, as in the study (which re-extracted the renamed
+        # method; we keep its sampled contexts, so that only the renaming can change the prediction).
+        variants.append((_ends(renamed[changed[0][0]])[changed[0][1]] if changed else fresh, changed))
     return variants
 
 
@@ -126,11 +128,9 @@ def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) ->
     return assignment
 
 
-def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")) -> dict:
+def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
     x = params.extract
-    corpus = raw_dir / "corpus.zip"
-    if not corpus.exists():
-        raise FileNotFoundError(f"{corpus} is missing: run the fetch stage first (`dvc repro fetch`)")
+    corpus, out_dir = io.require(layout.corpus, "fetch"), layout.samples
     config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
                         max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
     with zipfile.ZipFile(corpus) as z:
@@ -178,7 +178,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
 
     samples = _assemble(extracted, split_of, package, x.max_contexts, x.max_contexts_stored)
     if not samples["counts"]["samples_train"] or not samples["counts"]["samples_test"]:
-        raise ValueError(
+        raise InputError(
             f"extract: the split by package left {samples['counts']} samples: the corpus has too few packages "
             f"({len(sizes)}) or methods for the chosen names. Use a larger corpus (fetch.source) or raise "
             "extract.top_names / extract.per_name."
@@ -188,7 +188,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     report_json = dict(sorted(report.items()))
     with io.atomic_dir(out_dir) as tmp:
         io.save_samples(tmp / "contexts.npz", samples["set"])
-        for split in io.SPLITS:
+        for split in io.METHODNAME_SPLITS:
             rows = samples["by_split"][split]
             stored = x.max_contexts_stored if split == "train" else x.max_contexts
             with open(tmp / f"{split}.c2v", "w") as f:
@@ -196,7 +196,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
             with open(tmp / f"{split}.c2s", "w") as f:
                 f.writelines(c2v_line(s["label"], s["c2s"], stored) + "\n" for s in rows)  # same layout
         with open(tmp / "methods.jsonl", "w") as f:
-            for split in io.SPLITS:
+            for split in io.METHODNAME_SPLITS:
                 f.writelines(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
                                         "label": s["label"], "variables": s["variables"]}) + "\n"
                              for s in samples["by_split"][split])  # fmt: skip
@@ -209,10 +209,10 @@ def _assemble(extracted, split_of, package, max_contexts: int, stored: int) -> d
     """String tables and index arrays from the extracted samples (deterministic order)."""
     labels: dict[str, int] = {}
     idx = lambda table, key: table.setdefault(key, len(table))
-    by_split = {s: [] for s in io.SPLITS}
+    by_split = {s: [] for s in io.METHODNAME_SPLITS}
     for file, samples in extracted:
         for s in samples:
-            by_split[io.SPLITS[split_of[package(file)]]].append(s | {"file": file})
+            by_split[io.METHODNAME_SPLITS[split_of[package(file)]]].append(s | {"file": file})
     split_labels = {split: np.array([idx(labels, s["label"]) for s in rows], dtype=np.int32)
                     for split, rows in by_split.items()}  # fmt: skip
     counts = {f"samples_{split}": len(rows) for split, rows in by_split.items()}

@@ -21,12 +21,13 @@ import zipfile
 from pathlib import Path
 
 from codemem import datasets, io
+from codemem.errors import InputError
 from codemem.extract import great
 from codemem.extract import python as stdlib_great
 from codemem.params import Params
 from codemem.progress import log
 
-SPLITS = ("train", "dev", "eval")
+SPLITS = io.VARMISUSE_SPLITS
 
 
 def build_stdlib(params: Params, corpus: Path, out_dir: Path) -> dict:
@@ -70,18 +71,15 @@ def copy_shards(params: Params, corpus: Path, out_dir: Path) -> dict:
     return report
 
 
-def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")) -> dict:
-    corpus = Path(raw_dir) / "corpus.zip"
-    if not corpus.exists():
-        raise FileNotFoundError(f"{corpus} is missing: run the fetch stage first (`dvc repro fetch`)")
+def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
+    corpus = io.require(layout.corpus, "fetch")
     kind = datasets.get(params.dataset).kind
-    with io.atomic_dir(Path(out_dir)) as tmp:
+    with io.atomic_dir(layout.samples) as tmp:
         report = build_stdlib(params, corpus, tmp) if kind == "stdlib" else copy_shards(params, corpus, tmp)
-        manifest = Path(raw_dir) / "manifest.json"
-        if manifest.exists():
-            report["corpus"] = {k: v for k, v in json.loads(manifest.read_text()).items() if k != "shard_sha256"}
+        if layout.manifest.exists():
+            report["corpus"] = {k: v for k, v in json.loads(layout.manifest.read_text()).items() if k != "shard_sha256"}
         if report["splits"]["train"]["samples"] == 0 or report["splits"]["eval"]["samples"] == 0:
-            raise ValueError(
+            raise InputError(
                 f"extract made no {'training' if not report['splits']['train']['samples'] else 'eval'} samples "
                 f"from {corpus}: use more files (extract.max_files) or other split shares (extract.split)"
             )

@@ -46,3 +46,8 @@ def get(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def count_trainable(model) -> int:
+    """Trainable parameters, the number the study's Table 1 reports per model and dataset."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -63,20 +63,19 @@ class Code2SeqConfig:
     max_path_nodes: int = 9  # MAX_PATH_LENGTH = 8 + 1
     max_name_parts: int = 5  # MAX_NAME_PARTS (sub-tokens per terminal)
     max_target_parts: int = 6  # MAX_TARGET_PARTS; the decoder runs MAX_TARGET_PARTS + 1 steps
-    max_contexts: int = 200  # MAX_CONTEXTS (sampled per step from up to 1000 stored)
     embeddings_dropout_keep: float = 0.75  # EMBEDDINGS_DROPOUT_KEEP_PROB
     rnn_dropout_keep: float = 0.5  # RNN_DROPOUT_KEEP_PROB
     learning_rate: float = 0.01  # USE_MOMENTUM: MomentumOptimizer(exponential_decay(0.01, ...), 0.95)
     momentum: float = 0.95
     nesterov: bool = True
     lr_decay_per_epoch: float = 0.95  # staircase decay every num_training_examples samples
-    subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK); for the vocab builder
-    target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes are uncapped
-    # The original passes no memory_sequence_length to LuongAttention, so each of the max_contexts -
+    subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK): the most frequent
+    target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes uncapped
+    # The original passes no memory_sequence_length to LuongAttention, so each of the MAX_CONTEXTS -
     # n_valid padded slots (exact zero vectors there and here) scores 0 and takes softmax mass while
     # adding nothing. False (default) reproduces that; True gives padding zero attention instead.
     mask_padded_contexts: bool = False
-    epochs: int = 10  # default run length here (~11 min on 2 CPU cores); the study trained longer
+    epochs: int = 50  # the study's run length; the `cpu` profile (params.py) runs what fits 15 minutes
 
 
 def _glorot_(*weights: torch.Tensor, fan_in: int, fan_out: int) -> None:
@@ -138,9 +137,13 @@ class Code2Seq(nn.Module):
         node_vocab_size: int,
         target_vocab_size: int,
         config: Code2SeqConfig = Code2SeqConfig(),
+        max_contexts: int = 200,
     ):
+        """`max_contexts`: the context slots of every sample, padding included (MAX_CONTEXTS; the
+        runner passes extract.max_contexts), over which the attention's softmax runs."""
         super().__init__()
         self.config = c = config
+        self.max_contexts = max_contexts
         emb, half, dec = c.embedding_size, c.rnn_size // 2, c.decoder_size
         self.subtoken_embedding = nn.Embedding(subtoken_vocab_size, emb)  # model/SUBTOKENS_VOCAB
         self.node_embedding = nn.Embedding(node_vocab_size, emb)  # model/NODES_VOCAB
@@ -260,7 +263,7 @@ class Code2Seq(nn.Module):
         """
         scores = _ScoreContexts.apply(keys, h)  # (B, C)
         width = scores.shape[1]
-        beyond = 0 if self.config.mask_padded_contexts else self.config.max_contexts - width
+        beyond = 0 if self.config.mask_padded_contexts else self.max_contexts - width
         if self.config.mask_padded_contexts:
             # A method without any valid context keeps its (zero) scores rather than becoming NaN.
             scores = scores.masked_fill(~(mask | ~mask.any(1, keepdim=True)), float("-inf"))
@@ -464,6 +467,3 @@ def parameter_shape_mapping(model: Code2Seq) -> dict[str, tuple[int, ...]]:
     """This model's parameters expressed as the original's variable names and shapes."""
     return {name: tuple(value.shape) for name, value in original_variables(model).items()}
 
-
-def num_trainable_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -24,7 +24,6 @@ class GGNNConfig(VarMisuseConfig):
     time_steps: tuple[int, ...] = (3, 1, 3, 1)
     residuals: dict[int, tuple[int, ...]] = field(default_factory=lambda: {1: (0,), 3: (0, 1)})
     add_type_bias: bool = True
-    epochs: int = 4  # default run length here (steps): GGNN is the slowest of the three on a CPU
 
 
 class GGNNLayer(nn.Module):

@@ -17,13 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codemem.extract.great import LOADER_EDGE_INDEX, loader_edges
-
-# Edge relations as renumbered by ICLR20-Great's `data/data_loader.py`. An edge of relation r from token i
-# to token j becomes type 2r (i -> j) plus its reverse, type 2r + 1 (j -> i): 11 relations fill 22 of the
-# config's 24 type slots. The mapping itself lives in one place, `codemem.extract.great` (the data format).
-EDGE_TYPES = {name.removeprefix("enum_"): i for name, i in LOADER_EDGE_INDEX.items()}
-
 
 @dataclass(frozen=True)
 class VarMisuseConfig:
@@ -38,17 +31,9 @@ class VarMisuseConfig:
     clip_norm: float = 0.25  # global gradient-norm clipping
     max_batch_tokens: int = 12500  # `max_batch_size`: padded tokens per batch
     max_length: int = 512  # `max_sequence_length`: longer functions are skipped
-    # Not the original's: the default run length here, in steps of `train.samples_per_step` samples
-    # (the original: up to 100 steps of 250,000). 5 steps of 256 samples fit ~15 min on 2 CPU cores.
-    epochs: int = 5
-
-
-def directed_edges(edges: list) -> list[tuple[int, int, int]]:
-    """GREAT-format JSON edges `[from, to, type_id_or_x, type_name]` -> `(type_slot, from, to)` triples,
-    forward edges first, then their reverses: `great.loader_edges` (the original's `parse_edges`), also
-    accepting relation names without the `enum_` prefix. Unknown names are dropped."""
-    named = [[e[0], e[1], None, "enum_" + str(e[-1]).removeprefix("enum_")] for e in edges]
-    return loader_edges(named)
+    # Steps of `train.samples_per_step` samples: the study ran 50 steps of 250,000 (the original's
+    # limit is 100). The `cpu` profile (params.py) runs a reduced model that learns in ~15 minutes.
+    epochs: int = 50
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -175,7 +160,3 @@ def batch_accuracies(predictions: dict[str, torch.Tensor], has_bug: torch.Tensor
         "joint": mean_over("joint_correct", buggy),
     }
 
-
-def count_trainable(model: nn.Module) -> int:
-    """Number of trainable scalars, as the original prints at the start of training."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

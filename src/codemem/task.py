@@ -1,0 +1,99 @@
+"""The Task interface: what the stages need from MethodName and VarMisuse, and nothing else.
+
+The stages never branch on the task. `extract`, `corrupt` and `evaluate` call the `Task` of the
+dataset (`get(params.task)`); `train` runs one loop (codemem.train) over the `Training` the task
+prepares. A new task implements these two classes and registers below; a new model of an existing
+task registers in codemem.models.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from codemem.io import Layout
+from codemem.params import Params
+
+
+class Training(ABC):
+    """One run's data, model and optimiser, as codemem.train's loop drives them.
+
+    The loop reseeds torch from (seed, epoch) before `batches`, so everything random in an epoch is a
+    function of the settings and the epoch: a resumed run ends with the same numbers.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    clip_norm: float | None = None  # global-norm gradient clipping, None = none
+    unit: str = "epoch"  # what the task calls one pass (VarMisuse: a step of N samples)
+    input_files: list[Path]  # the files whose bytes a checkpoint must match to be resumed
+    samples_per_epoch: int  # the denominator of an epoch's mean training loss
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line on the data: sample counts, vocabulary sizes."""
+
+    @abstractmethod
+    def batches(self, epoch: int) -> list:
+        """The epoch's training batches, in order."""
+
+    @abstractmethod
+    def loss(self, batch) -> tuple[torch.Tensor, int]:
+        """(the scalar to minimise, the number of samples it averages over)."""
+
+    @abstractmethod
+    def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
+        """After the epoch: (its row of plots/epochs.csv without epoch, train_loss and timings; the
+        per-sample arrays to log, one value per measured sample)."""
+
+    @abstractmethod
+    def summary(self, row: dict) -> str:
+        """The epoch's row as one log line."""
+
+    @abstractmethod
+    def outputs(self) -> tuple[dict, dict[str, np.ndarray], dict]:
+        """At the end: (extra entries for model.pt, extra arrays for per_sample.npz, counts.json)."""
+
+
+class Task(ABC):
+    name: str
+    epoch_columns: tuple[str, ...]  # plots/epochs.csv's header, in order
+    score_labels: dict[str, str]  # train.measure -> what the per-sample score in plots/scores.csv is
+    # plots/study.csv column (codemem.evaluate.STUDY_COLUMNS) -> this task's epochs.csv column
+    study_columns: dict[str, str]
+
+    @abstractmethod
+    def extract(self, params: Params, layout: Layout) -> dict:
+        """build/raw -> build/samples; returns the summary the stage prints."""
+
+    @abstractmethod
+    def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
+        """build/samples -> build/noisy: the study's label noise on the training split."""
+
+    @abstractmethod
+    def prepare(self, params: Params, layout: Layout, device: torch.device) -> Training:
+        """Load the samples and build the model, its optimiser and its measurements."""
+
+    @abstractmethod
+    def final_metrics(self, last: pd.Series, counts: dict, params: Params) -> dict:
+        """metrics/metrics.json from the last row of epochs.csv and the training counts."""
+
+    @abstractmethod
+    def draw(self, history: pd.DataFrame, title: str, plots_dir: Path) -> None:
+        """plots/curves.png from epochs.csv."""
+
+
+_MODULES = {"methodname": "codemem.methodname", "varmisuse": "codemem.varmisuse"}
+
+
+def get(name: str) -> Task:
+    """The task's implementation, imported on first use (so `--help` stays fast)."""
+    if name not in _MODULES:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(_MODULES)}")
+    return importlib.import_module(_MODULES[name]).TASK
