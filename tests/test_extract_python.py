@@ -218,8 +218,8 @@ def test_build_corpus(tmp_path):
                                     "latin1.py", "odd.py", "shlex.py", "textwrap.py"]
     config = P.StdlibGreatConfig()
     report = P.build_corpus(root, tmp_path / "out", seed=3, config=config, workers=1)
-    assert report["files"] == {"seen": 9, "used": 7, "skipped": {"non-utf8": 1, "parse-error": 1},
-                               "skipped_files": {"latin1.py": "non-utf8", "broken.py": "parse-error"}}
+    assert report["files"] == {"seen": 9, "used": 7, "skipped": {"not_utf8": 1, "parse-error": 1},
+                               "skipped_files": {"latin1.py": "not_utf8", "broken.py": "parse-error"}}
     skipped = report["functions"]["skipped"]
     assert skipped["too-long"] >= 1 and skipped["too-deep"] == 1 and skipped["no-bug-site"] > 0
     assert not [k for k in skipped if k.startswith("error")]
@@ -244,9 +244,25 @@ def test_build_corpus(tmp_path):
     assert {p.name: p.read_bytes() for p in (tmp_path / "out3").iterdir()} != first
 
 
+def test_max_file_bytes(tmp_path):
+    root = tmp_path / "lib"
+    root.mkdir()
+    code = "def f(a, b):\n    c = a + b\n    return c * a\n"
+    (root / "small.py").write_text(code)
+    (root / "big.py").write_text(code + "#\n")
+    config = P.StdlibGreatConfig(max_file_bytes=len(code))  # the limit itself is allowed
+    report = P.build_corpus(root, tmp_path / "out", seed=0, config=config)
+    assert report["files"] == {"seen": 2, "used": 1, "skipped": {"too_large": 1},
+                               "skipped_files": {"big.py": "too_large"}}
+    assert report["functions"]["seen"] == 1 and report["config"]["max_file_bytes"] == len(code)
+    assert report["sources_sha256"] == P.stdlib_version(root)["sha256"]  # skipped files still count
+
+
 def test_config_and_version():
     with pytest.raises(ValueError, match="split"):
         P.StdlibGreatConfig(split=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="max_file_bytes"):
+        P.StdlibGreatConfig(max_file_bytes=0)
     version = P.stdlib_version()
     assert version["python"].startswith("3.") and len(version["sha256"]) == 64
     assert version["files"] > 500

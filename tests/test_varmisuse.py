@@ -190,6 +190,18 @@ def test_stdlib_fetch_records_python_and_hashes(workdir):
     assert Path("build/raw/corpus.zip").read_bytes() == first  # deterministic bytes
 
 
+def test_stdlib_extract_honours_max_file_bytes(workdir):
+    root = small_corpus(workdir / "lib")
+    limit = (root / "heapq.py").stat().st_size - 1  # the largest of the six
+    params = from_dict({"dataset": "stdlib-great", "model": "great", "fetch": {"source": str(root)},
+                        "extract": {"split": [0.6, 0.0, 0.4], "max_file_bytes": limit}})
+    fetch.run(params)
+    extract.run(params)
+    report = json.loads(Path("build/samples/report.json").read_text())
+    assert report["files"]["skipped_files"] == {"heapq.py": "too_large"}
+    assert report["config"]["max_file_bytes"] == limit
+
+
 def test_tiny_training_resumes_to_identical_metrics(workdir):
     params = from_dict({
         "dataset": "stdlib-great", "model": "great", "noise": 0.5,

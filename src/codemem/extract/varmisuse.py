@@ -32,7 +32,8 @@ SPLITS = io.VARMISUSE_SPLITS
 
 def build_stdlib(params: Params, corpus: Path, out_dir: Path) -> dict:
     """Unpack the corpus zip and run the stdlib-great builder on it."""
-    config = stdlib_great.StdlibGreatConfig(split=params.extract.split, max_files=params.extract.max_files)
+    x = params.extract
+    config = stdlib_great.StdlibGreatConfig(split=x.split, max_files=x.max_files, max_file_bytes=x.max_file_bytes)
     # One process is fastest for this corpus on 2 cores (see build_corpus); more only on request.
     workers = params.extract.workers or 1
     with tempfile.TemporaryDirectory(prefix="codemem-stdlib-") as root:
