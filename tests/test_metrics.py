@@ -83,7 +83,7 @@ def test_critical_sample_ratio_with_a_controlled_model():
 def test_subtoken_f1_code2seq_variant():
     from codemem.metrics import subtoken_f1_code2seq
 
-    specials = ("<PAD>", "<UNK>", "<S>")
+    specials = ("<UNK>", "<PAD>", "</S>")  # the original's filter_impossible_names, also the default
     # Exact concatenated match after dropping specials: TP += len(true) -> 2, even with <UNK> predicted.
     f = subtoken_f1_code2seq(["to|string"], ["to|<UNK>|string"], ignore=specials)
     assert (f.true_positive, f.false_positive, f.false_negative) == (2, 0, 0)
@@ -96,3 +96,6 @@ def test_subtoken_f1_code2seq_variant():
     # No prediction at all.
     f = subtoken_f1_code2seq(["run"], [None], ignore=specials)
     assert (f.true_positive, f.false_positive, f.false_negative) == (0, 0, 1)
+    # The default drops what the original drops; <S> is not among them and counts as a false positive.
+    f = subtoken_f1_code2seq(["get|name"], ["get|</S>|<PAD>|name|<S>"])
+    assert (f.true_positive, f.false_positive, f.false_negative) == (2, 1, 0)

@@ -9,23 +9,30 @@ import pytest
 import torch
 from torch import nn
 
+from codemem import metrics
 from codemem.models import count_trainable
 from codemem.models.code2seq import (
     EOS_ID,
+    FILTERED_TARGETS,
     PAD_ID,
     SOS_ID,
+    UNK_ID,
     Code2Seq,
     Code2SeqConfig,
+    cut_like_dynamic_decode,
+    first_end_steps,
     make_optimizer,
     make_scheduler,
     original_parameter_count,
     original_variable_shapes,
     original_variables,
     parameter_shape_mapping,
+    predicted_subtokens,
     target_step_mask,
 )
 
 CFG = Code2SeqConfig()
+SLOTS = 200  # Code2Seq's max_contexts (MAX_CONTEXTS): every sample's context slots
 
 
 @pytest.fixture(autouse=True)
@@ -189,22 +196,165 @@ def test_padded_contexts_inputs_do_not_matter(mask_padded):
         torch.testing.assert_close(a, b)
 
 
-def test_padded_contexts_get_zero_attention():
+def test_padded_contexts_take_attention_mass_as_in_the_original():
+    # No memory_sequence_length in the original: each of a sample's 200 - n_valid padded slots (zero
+    # key, score 0) takes exp(0) of the softmax and adds nothing to the attended context.
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS).eval()
+    assert not CFG.mask_padded_contexts  # the original's behaviour is the default
     batch, target = make_batch(2)
     mask = batch["context_mask"]
     contexts = model.encode(*inputs_only(batch))
     _, _, keys = model._start(contexts, mask)
-    _, alpha = model._attend(torch.randn(mask.shape[0], 320), keys, contexts, mask)
+    h = torch.randn(mask.shape[0], 320)
+    _, alpha = model._attend(h, keys, contexts, mask)
+    scores = torch.where(mask, torch.einsum("bcd,bd->bc", keys, h), torch.zeros(()))
+    exp_valid = (scores.exp() * mask).sum(1)
+    total = exp_valid + (SLOTS - mask.sum(1))  # the softmax's denominator over 200 slots
+    torch.testing.assert_close((alpha * mask).sum(1), exp_valid / total)
+    torch.testing.assert_close(alpha[~mask], (1 / total).unsqueeze(1).expand_as(mask)[~mask])  # exp(0) each
+    assert torch.all(alpha.sum(1) < 0.5)  # 10 of 200 slots given: the rest of the mass went to padding
+
+    # The same numbers as with the 200 slots spelled out (as the original's reader makes them), for
+    # any width in between: the slots beyond the tensor count as padding.
+    for width in (SLOTS, 37):
+        wider = {k: torch.cat([v, torch.zeros_like(v[:, :1]).expand(-1, width - v.shape[1], *v.shape[2:])], 1)
+                 for k, v in batch.items()}  # fmt: skip
+        torch.testing.assert_close(model(**wider, target=target), model(**batch, target=target))
+        for a, b in zip(model.greedy(*inputs_only(wider)), model.greedy(*inputs_only(batch))):
+            torch.testing.assert_close(a, b)
+
+    # mask_padded_contexts=True (what memory_sequence_length would do) differs: padding gets nothing.
+    masked = Code2Seq(*VOCABS, config=dataclasses.replace(CFG, mask_padded_contexts=True)).eval()
+    masked.load_state_dict(model.state_dict())
+    _, alpha = masked._attend(h, keys, contexts, mask)
     assert torch.all(alpha[~mask] == 0)
     torch.testing.assert_close(alpha.sum(1), torch.ones(mask.shape[0]))
-    # Hence extra padding changes nothing; in the original (mask_padded_contexts=False) it does.
+    assert not torch.allclose(masked(**batch, target=target), model(**batch, target=target))
     more = {k: torch.cat([v, torch.zeros_like(v[:, :5])], 1) for k, v in batch.items()}
-    torch.testing.assert_close(model(**batch, target=target), model(**more, target=target))
-    original = Code2Seq(*VOCABS, config=dataclasses.replace(CFG, mask_padded_contexts=False)).eval()
-    original.load_state_dict(model.state_dict())
-    assert not torch.allclose(original(**batch, target=target), original(**more, target=target))
+    torch.testing.assert_close(masked(**batch, target=target), masked(**more, target=target))
+
+
+def tf_reference_greedy(model: Code2Seq, contexts, mask, nudge):
+    """The original's test graph in plain tensors from its variables (TF layout): contexts spelled out
+    to 200 slots, LuongAttention without memory_sequence_length inside AttentionWrapper (input
+    [embedding; previous attention], output attention_layer([h; context])), GreedyEmbeddingHelper
+    with end token 0 and dynamic_decode without impute_finished. `nudge` (B, T, V) is added to the
+    logits, as the test's `Nudged` projection does."""
+    v = original_variables(model)
+    cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
+    b, c, d = contexts.shape
+    memory = torch.cat([contexts * mask.unsqueeze(-1), contexts.new_zeros(b, SLOTS - c, d)], 1)
+    keys = memory @ v["model/memory_layer/kernel"]
+    mean = memory.sum(1) / mask.sum(1, keepdim=True)
+    h, cs, attention = mean, mean, torch.zeros(b, d)
+    prev = torch.full((b,), SOS_ID)
+    finished = torch.zeros(b, dtype=torch.bool)
+    outputs = []
+    for t in range(CFG.max_target_parts + 1):
+        x = torch.cat([v["model/TARGET_WORDS_VOCAB"][prev], attention], -1)
+        h, cs = _tf_lstm_step(x, h, cs, v[f"{cell}/kernel"], v[f"{cell}/bias"])
+        alpha = torch.softmax(torch.einsum("bcd,bd->bc", keys, h), -1)  # all 200 slots
+        context = torch.einsum("bc,bcd->bd", alpha, memory)
+        attention = torch.cat([h, context], -1) @ v["model/decoder/attention_wrapper/attention_layer/kernel"]
+        logits = attention @ v["model/decoder/dense/kernel"] + nudge[:, t]
+        prev = logits.argmax(-1)
+        outputs.append(prev)  # emitted for every sequence, ended or not
+        finished = finished | (prev == 0)
+        if finished.all():
+            break
+    return torch.stack(outputs, 1)
+
+
+class Nudged(nn.Module):
+    """The real projection plus a fixed per-row, per-step offset (to end chosen rows early)."""
+
+    def __init__(self, projection: nn.Module, nudge: torch.Tensor):
+        super().__init__()
+        self.projection, self.nudge, self.calls = projection, nudge, 0
+
+    def forward(self, x):
+        out = self.projection(x) + self.nudge[:, self.calls]
+        self.calls += 1
+        return out
+
+
+def test_greedy_decodes_like_dynamic_decode_without_impute_finished():
+    # Row 0 emits the end token at step 1, row 1 never; the others decode freely. As the original,
+    # row 0 keeps decoding (next input: the end token's embedding) while row 1 runs, and keeps
+    # those outputs; the batch runs all 7 steps.
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.3 * torch.randn_like(p))  # varied argmaxes rather than one repeated token
+    batch, _ = make_batch(8, batch=4)
+    steps = CFG.max_target_parts + 1
+    nudge = torch.zeros(4, steps, VOCABS[2])
+    nudge[0, 1, EOS_ID] = 100.0
+    nudge[1, :, EOS_ID] = -100.0
+    with torch.no_grad():
+        contexts = model.encode(*inputs_only(batch))
+        expected = tf_reference_greedy(model, contexts, batch["context_mask"], nudge)
+    model.projection = Nudged(model.projection, nudge)
+    ids, _ = model.greedy(*inputs_only(batch))
+    assert expected.shape == (4, steps)
+    assert torch.equal(ids, expected)
+    assert ids[0, 1] == EOS_ID and (ids[0, 2:] != PAD_ID).any()  # outputs after the end token remain
+
+    # Once every row has ended, decoding stops (dynamic_decode's loop condition); later steps are PAD.
+    nudge = torch.zeros(2, steps, VOCABS[2])
+    nudge[0, 0, EOS_ID] = nudge[1, 2, EOS_ID] = 100.0
+    model.projection = projection = model.projection.projection
+    with torch.no_grad():
+        expected = tf_reference_greedy(model, contexts[:2], batch["context_mask"][:2], nudge)
+    model.projection = Nudged(projection, nudge)
+    two = {k: v[:2] for k, v in batch.items()}
+    ids, _ = model.greedy(*inputs_only(two))
+    assert expected.shape == (2, 3) and model.projection.calls == 3
+    assert torch.equal(ids[:, :3], expected) and torch.all(ids[:, 3:] == PAD_ID)
+    # full=True runs every step; cut_like_dynamic_decode then gives the batch's outputs back.
+    model.projection.calls = 0
+    full, _ = model.greedy(*inputs_only(two), full=True)
+    assert model.projection.calls == steps and torch.equal(full[:, :3], ids[:, :3])
+    assert torch.equal(cut_like_dynamic_decode(full, 2), ids)
+
+
+def test_cut_like_dynamic_decode_stops_each_batch_after_its_last_end():
+    ids = torch.tensor([
+        [5, EOS_ID, 7, 8, 9, 9, 9],
+        [6, 6, EOS_ID, 9, 4, 4, 4],
+        [EOS_ID, 3, 3, 3, 3, 3, 3],  # a batch of its own: ends at once
+        [4, 4, 4, 4, 4, 4, 4],  # never ends: every step
+        [EOS_ID, 5, 5, EOS_ID, 5, 5, 5],
+    ])  # fmt: skip
+    assert first_end_steps(ids).tolist() == [1, 2, 0, 6, 0]
+    assert cut_like_dynamic_decode(ids, 2).tolist() == [
+        [5, 0, 7, 0, 0, 0, 0],
+        [6, 6, 0, 0, 0, 0, 0],
+        [0, 3, 3, 3, 3, 3, 3],
+        [4, 4, 4, 4, 4, 4, 4],
+        [0, 0, 0, 0, 0, 0, 0],
+    ]
+    assert cut_like_dynamic_decode(ids, 5).tolist() == ids.tolist()
+    assert cut_like_dynamic_decode(ids[:1], 1).tolist() == [[5, 0, 0, 0, 0, 0, 0]]
+
+
+def test_evaluation_drops_only_unk_pad_and_end_token():
+    # Common.filter_impossible_names: <UNK>, <PAD>, </S>; <S> stays (a sub-token no true name has),
+    # and sub-tokens decoded after the end token count.
+    assert FILTERED_TARGETS == ("<UNK>", "<PAD>", "</S>") == metrics.CODE2SEQ_FILTERED
+    targets = ["<PAD>", "<UNK>", "<S>", "get", "name", "set"]
+    ids = [3, EOS_ID, 4, UNK_ID, SOS_ID, EOS_ID, 5]
+    assert predicted_subtokens(ids, targets) == ["get", "name", "<S>", "set"]
+    f = metrics.subtoken_f1_code2seq(["get|name"], ["|".join(predicted_subtokens(ids, targets))])
+    assert (f.true_positive, f.false_positive, f.false_negative) == (2, 2, 0)
+    # Stopping at the end token, as before, would have read "get": TP 1, FN 1.
+    f = metrics.subtoken_f1_code2seq(["get|name"], ["get|<UNK>|</S>"])
+    assert (f.true_positive, f.false_positive, f.false_negative) == (1, 0, 1)
+    f = metrics.subtoken_f1_code2seq(["get|name"], ["get|<PAD>|name|</S>"])  # equal after the filter
+    assert (f.true_positive, f.false_positive, f.false_negative) == (2, 0, 0)
 
 
 class ScriptedProjection(nn.Module):
@@ -221,7 +371,7 @@ class ScriptedProjection(nn.Module):
         return logits
 
 
-def test_greedy_stops_at_eos_and_pads_after():
+def test_greedy_keeps_outputs_after_eos_until_the_batch_ends():
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS).eval()
     batch, _ = make_batch(3, batch=3)
@@ -234,8 +384,7 @@ def test_greedy_stops_at_eos_and_pads_after():
     )
     model.projection = ScriptedProjection(script, VOCABS[2])
     ids, score = model.greedy(*inputs_only(batch))
-    expected = torch.tensor([[5, 7, 0, 0, 0, 0, 0], [4, 4, 4, 4, 4, 4, 4], [0, 0, 0, 0, 0, 0, 0]])
-    assert torch.equal(ids, expected)
+    assert torch.equal(ids, script)  # no imputation after a sequence's end
     top1 = math.exp(3.0) / (math.exp(3.0) + VOCABS[2] - 1)  # same top-1 probability at every step
     torch.testing.assert_close(score, torch.full((3,), top1))
 

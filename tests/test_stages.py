@@ -124,12 +124,15 @@ def test_a_checkpoint_resumes_only_the_same_settings_data_and_code(workdir, tiny
     assert train.load_checkpoint(checkpoint, changed_code, 1, "cpu") is None
 
 
-def test_code2seq_measures_each_sample_as_alone_whatever_its_batch(workdir, tiny_corpus):
-    # measure() batches samples by width and cuts the padding after each batch's widest one; every
-    # sample must still get what the model gives it alone, on all its 200 slots.
+def test_code2seq_measures_as_the_original_evaluates(workdir, tiny_corpus):
+    # measure() batches samples by width and cuts the padding after each batch's widest one. Scores
+    # and losses must still be what the model gives each sample alone on its 200 slots, and the
+    # predicted names what the original's evaluation gives: batches of `batch_size` in order, each
+    # decoded until its last sequence ends, every step's sub-token kept but <UNK>/<PAD>/</S>.
     import torch
 
     from codemem import io
+    from codemem.models import code2seq
     from codemem.runners import Code2SeqRunner
 
     params = dataclasses.replace(small_params(tiny_corpus), model="code2seq")
@@ -142,11 +145,14 @@ def test_code2seq_measures_each_sample_as_alone_whatever_its_batch(workdir, tiny
     losses, scores, names = runner.measure_split("test", batch_size=7)
     inputs = runner.inputs["test"]
     assert (inputs[..., 1] < 0).any()  # there is padding to cut
+    for start in range(0, len(inputs), 7):
+        ids, _ = runner.model.greedy(*runner._batch(inputs[start : start + 7]))  # one of the original's batches
+        assert names[start : start + 7] == [runner._name(row) for row in ids.tolist()]
     for i in range(len(inputs)):
         ids, score, loss = runner.model.greedy_and_loss(*runner._batch(inputs[i : i + 1]), runner.labels["test"][i : i + 1])
-        assert names[i] == runner._name(ids[0].tolist())
         assert scores[i] == pytest.approx(score.item(), abs=1e-5)
         assert losses[i] == pytest.approx(loss.item(), abs=1e-4)
+    assert not {p for n in names if n for p in n.split("|")} & set(code2seq.FILTERED_TARGETS)
 
 
 def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tiny_corpus):

@@ -114,16 +114,21 @@ def critical_sample_ratio(
     return (n_critical / n_transformable if n_transformable else 0.0), n_critical, n_transformable
 
 
+# code2seq's Common.filter_impossible_names (common.py): the only sub-tokens its evaluation drops.
+CODE2SEQ_FILTERED = ("<UNK>", "<PAD>", "</S>")
+
+
 def subtoken_f1_code2seq(
-    true_names: Sequence[str], predicted_names: Sequence[str | None], ignore: Iterable[str] = ()
+    true_names: Sequence[str], predicted_names: Sequence[str | None], ignore: Iterable[str] = CODE2SEQ_FILTERED
 ) -> F1:
     """code2seq's sub-token precision/recall/F1 (`update_per_subtoken_statistics` in its model.py),
     micro-averaged; it differs from code2vec's.
 
-    Special tokens (`ignore`: <PAD>, <UNK>, <S>, the end token) are dropped from both sides. If the
-    remaining sub-tokens concatenate to the same string, TP += len(true). Otherwise each predicted
-    sub-token is a TP if it occurs in the true list, else a FP, and each true sub-token not predicted
-    is a FN.
+    The sub-tokens in `ignore` (default: what the original's `filter_impossible_names` drops, <UNK>,
+    <PAD> and </S>; not <S>) are dropped from both sides. If the remaining sub-tokens concatenate to
+    the same string, TP += len(true). Otherwise each predicted sub-token is a TP if it occurs in the
+    true list, else a FP, and each true sub-token not predicted is a FN. A predicted name is every
+    decoded step's sub-token, those after the end token included (code2seq.predicted_subtokens).
     """
     if len(true_names) != len(predicted_names):
         raise ValueError("true_names and predicted_names differ in length")

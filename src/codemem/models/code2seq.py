@@ -9,6 +9,21 @@ started from the mean of the valid contexts (h = c = mean), attends over the con
 step's input ([target embedding 128; attention 320]) and projects the (dropped-out) attention output
 to the target sub-tokens without bias. Teacher forcing in training, greedy decoding at inference.
 
+Two behaviours of the original that change the numbers, both kept here by default:
+- Attention over padded contexts. Every sample has MAX_CONTEXTS (200) slots, padding included, and
+  `LuongAttention` gets no `memory_sequence_length` (model.py, decode_outputs), so each padded slot
+  (a zero vector: zero key, score 0) takes softmax mass exp(0) while adding nothing to the attended
+  context. `_attend` counts the slots beyond the given tensor's width as such padding, so a batch may
+  be cut to its widest sample without changing any number. `mask_padded_contexts=True` instead gives
+  padding no attention (what `memory_sequence_length` would do).
+- Greedy decoding is `dynamic_decode(BasicDecoder(GreedyEmbeddingHelper(..., end_token=0)))` without
+  `impute_finished`: a sequence that has emitted the end token keeps decoding (its next input is the
+  end token's embedding, then its own argmax) until every sequence of the batch has ended or
+  MAX_TARGET_PARTS + 1 steps have run; the evaluation then maps all those ids to strings and drops
+  only <UNK>, <PAD> and </S> (`Common.filter_impossible_names`), so sub-tokens emitted after the end
+  token count. A prediction thus depends on its batch through the batch's decoding length:
+  `cut_like_dynamic_decode` applies the original's batches to sequences decoded to the full length.
+
 Trainable parameters (TF graph): 128 (|sub-tokens| + |nodes| + |targets|) + 320 |targets| + 1,718,528.
 """
 
@@ -27,11 +42,14 @@ from codemem.models.dropout import ByteDropout
 # vocabulary [<PAD>, <UNK>, <S>] (model.py, Common.load_vocab_from_dict). common.py defines `</S>` but
 # never adds it to a vocabulary: reader.py appends index 0 to every target and both decoders stop at
 # end_token 0, so <PAD> (id 0) doubles as the end-of-sequence token.
-PAD, UNK, SOS = "<PAD>", "<UNK>", "<S>"
+PAD, UNK, SOS, EOS = "<PAD>", "<UNK>", "<S>", "</S>"
 SUBTOKEN_SPECIALS = NODE_SPECIALS = (PAD, UNK)
 TARGET_SPECIALS = (PAD, UNK, SOS)
 PAD_ID, UNK_ID, SOS_ID = 0, 1, 2
 EOS_ID = PAD_ID
+# What the evaluation drops from a predicted (and the true) sequence: Common.filter_impossible_names
+# (common.py) removes exactly these; <S> is kept, as a sub-token no true name has.
+FILTERED_TARGETS = (UNK, PAD, EOS)
 TF_FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell adds this constant to the forget gate pre-activation
 
 
@@ -53,10 +71,10 @@ class Code2SeqConfig:
     lr_decay_per_epoch: float = 0.95  # staircase decay every num_training_examples samples
     subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK): the most frequent
     target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes uncapped
-    # The original passes no memory_sequence_length to LuongAttention, so padded contexts (exact zero
-    # vectors there and here) score 0 and take softmax mass while adding nothing. True (default, as the
-    # project asked) gives them zero attention instead; False reproduces the original.
-    mask_padded_contexts: bool = True
+    # The original passes no memory_sequence_length to LuongAttention, so each of the MAX_CONTEXTS -
+    # n_valid padded slots (exact zero vectors there and here) scores 0 and takes softmax mass while
+    # adding nothing. False (default) reproduces that; True gives padding zero attention instead.
+    mask_padded_contexts: bool = False
     epochs: int = 50  # the study's run length; the `cpu` profile (params.py) runs what fits 15 minutes
 
 
@@ -119,9 +137,13 @@ class Code2Seq(nn.Module):
         node_vocab_size: int,
         target_vocab_size: int,
         config: Code2SeqConfig = Code2SeqConfig(),
+        max_contexts: int = 200,
     ):
+        """`max_contexts`: the context slots of every sample, padding included (MAX_CONTEXTS; the
+        runner passes extract.max_contexts), over which the attention's softmax runs."""
         super().__init__()
         self.config = c = config
+        self.max_contexts = max_contexts
         emb, half, dec = c.embedding_size, c.rnn_size // 2, c.decoder_size
         self.subtoken_embedding = nn.Embedding(subtoken_vocab_size, emb)  # model/SUBTOKENS_VOCAB
         self.node_embedding = nn.Embedding(node_vocab_size, emb)  # model/NODES_VOCAB
@@ -230,12 +252,26 @@ class Code2Seq(nn.Module):
 
     # ----- decoder: model.py decode_outputs -----
     def _attend(self, h, keys, contexts, mask):
-        """Luong attention (dot score on memory_layer keys, no scale), then attention_layer([h; context])."""
+        """Luong attention (dot score on memory_layer keys, no scale), then attention_layer([h; context]).
+
+        As the original (no memory_sequence_length), every sample has `max_contexts` slots and each
+        padded one scores 0: the padded slots inside `contexts` score exactly 0 already (zero keys),
+        and the `max_contexts - C` slots beyond its width C join the softmax as one extra logit,
+        log(max_contexts - C), worth that many exp(0) terms. They add nothing to the context, so
+        alpha (returned over the C given slots) sums to less than 1. A tensor wider than
+        max_contexts keeps all its padded slots (the original never has one).
+        """
         scores = _ScoreContexts.apply(keys, h)  # (B, C)
+        width = scores.shape[1]
+        beyond = 0 if self.config.mask_padded_contexts else self.max_contexts - width
         if self.config.mask_padded_contexts:
             # A method without any valid context keeps its (zero) scores rather than becoming NaN.
             scores = scores.masked_fill(~(mask | ~mask.any(1, keepdim=True)), float("-inf"))
+        elif beyond > 0:
+            scores = torch.cat([scores, scores.new_full((scores.shape[0], 1), math.log(beyond))], dim=1)
         alpha = torch.softmax(scores, dim=-1)
+        if beyond > 0:
+            alpha = alpha[:, :width]
         context = _WeightContexts.apply(alpha, contexts)
         return self.attention_layer(torch.cat([h, context], dim=-1)), alpha
 
@@ -283,25 +319,29 @@ class Code2Seq(nn.Module):
 
     @torch.no_grad()
     def greedy(
-        self, source, path, path_lengths, target_terminal, context_mask
+        self, source, path, path_lengths, target_terminal, context_mask, full: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Greedy decoding (BEAM_WIDTH = 0); call `.eval()` first, as the original's test graph has no dropout.
+        """Greedy decoding (BEAM_WIDTH = 0) of one batch; call `.eval()` first, as the original's test
+        graph has no dropout.
 
-        Returns ids (B, max_target_parts + 1), PAD after the first EOS, and the per-sample score: the mean
-        top-1 softmax probability over the decoded steps (up to and including EOS).
+        Returns ids (B, max_target_parts + 1) and the per-sample score: the mean top-1 softmax
+        probability over the sample's own steps (up to and including its first end token).
+        As `dynamic_decode` without `impute_finished`: a sequence that has ended keeps its later
+        outputs, and decoding stops once every sequence of the batch has ended (the steps not run
+        are PAD). `full=True` runs all steps whatever the batch, for `cut_like_dynamic_decode`.
         """
         mask = context_mask.bool()
-        return self._greedy(self.encode(source, path, path_lengths, target_terminal, mask), mask)
+        return self._greedy(self.encode(source, path, path_lengths, target_terminal, mask), mask, full)
 
     @torch.no_grad()
-    def greedy_and_loss(self, source, path, path_lengths, target_terminal, context_mask, target):
+    def greedy_and_loss(self, source, path, path_lengths, target_terminal, context_mask, target, full: bool = False):
         """`greedy(...)` and the per-sample mean loss `forward(..., target)` from one encoding
         (the per-epoch measurement needs both)."""
         mask = context_mask.bool()
         contexts = self.encode(source, path, path_lengths, target_terminal, mask)
-        return (*self._greedy(contexts, mask), self._teacher_forced(contexts, mask, target))
+        return (*self._greedy(contexts, mask, full), self._teacher_forced(contexts, mask, target))
 
-    def _greedy(self, contexts, mask):
+    def _greedy(self, contexts, mask, full: bool = False):
         state, attention, keys = self._start(contexts, mask)
         n_steps = self.config.max_target_parts + 1
         ids = torch.full((mask.shape[0], n_steps), PAD_ID, dtype=torch.long, device=mask.device)
@@ -310,16 +350,41 @@ class Code2Seq(nn.Module):
         prev = torch.full_like(ids[:, 0], SOS_ID)
         finished = torch.zeros_like(mask[:, 0])
         for t in range(n_steps):
+            # GreedyEmbeddingHelper: the next input is the embedding of this step's argmax, ended or not.
             logits, state, attention = self._step(prev, state, attention, keys, contexts, mask)
             prob, prev = torch.softmax(logits.float(), dim=-1).max(-1)
             running = ~finished
-            ids[:, t] = prev.masked_fill(finished, PAD_ID)
+            ids[:, t] = prev
             prob_sum += prob * running
             n_decoded += running
             finished = finished | (prev == EOS_ID)
-            if bool(finished.all()):  # dynamic_decode stops once every sequence has ended
+            if not full and bool(finished.all()):  # dynamic_decode stops once every sequence has ended
                 break
         return ids, prob_sum / n_decoded
+
+
+def first_end_steps(ids: torch.Tensor) -> torch.Tensor:
+    """(B,) the step of each sequence's first end token, or the last step if it never ends."""
+    is_end = ids == EOS_ID
+    return torch.where(is_end.any(1), is_end.int().argmax(1), torch.full_like(ids[:, 0], ids.shape[1] - 1))
+
+
+def cut_like_dynamic_decode(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """What the original's evaluation gets from sequences decoded to the full length (`full=True`),
+    row i in order, batched `batch_size` at a time (its reader: TEST_BATCH_SIZE, file order):
+    each batch's outputs stop after the step where its last sequence ended (PAD after)."""
+    ends = first_end_steps(ids)
+    out = ids.clone()
+    for start in range(0, len(ids), batch_size):
+        last = int(ends[start : start + batch_size].max())
+        out[start : start + batch_size, last + 1 :] = PAD_ID
+    return out
+
+
+def predicted_subtokens(ids, targets: list[str]) -> list[str]:
+    """A decoded id sequence as the original's evaluation reads it: every step's sub-token, after
+    the end token too, less <UNK>, <PAD> and </S> (Common.filter_impossible_names)."""
+    return [targets[i] for i in ids if targets[i] not in FILTERED_TARGETS]
 
 
 def make_optimizer(model: nn.Module, config: Code2SeqConfig) -> torch.optim.Optimizer:
