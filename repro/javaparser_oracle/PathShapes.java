@@ -19,6 +19,8 @@ import com.github.javaparser.ParserConfiguration;
 import com.github.javaparser.ast.CompilationUnit;
 import com.github.javaparser.ast.Modifier;
 import com.github.javaparser.ast.Node;
+import com.github.javaparser.ast.body.ClassOrInterfaceDeclaration;
+import com.github.javaparser.ast.body.ConstructorDeclaration;
 import com.github.javaparser.ast.body.FieldDeclaration;
 import com.github.javaparser.ast.body.MethodDeclaration;
 import com.github.javaparser.ast.body.Parameter;
@@ -120,7 +122,8 @@ public class PathShapes {
         Node parent = n.getParentNode().orElse(null);
         if (n instanceof SimpleName) {
             String id = ((SimpleName) n).getIdentifier();
-            if (parent instanceof MethodDeclaration || parent instanceof MethodCallExpr || parent instanceof FieldAccessExpr)
+            if (parent instanceof MethodDeclaration || parent instanceof MethodCallExpr || parent instanceof FieldAccessExpr
+                    || parent instanceof ClassOrInterfaceDeclaration || parent instanceof ConstructorDeclaration)
                 return new T("NameExpr", n, id);
             if (parent instanceof VariableDeclarator || parent instanceof Parameter)
                 return new T("VariableDeclaratorId", n, id);
@@ -166,6 +169,17 @@ public class PathShapes {
                     brackets(t, levels(m.getType()));
                 }
             }
+            return t;
+        }
+        if (n instanceof ClassOrInterfaceDeclaration) { // alpha.4: annotations, name, members, then the types
+            ClassOrInterfaceDeclaration d = (ClassOrInterfaceDeclaration) n;
+            List<Node> order = new ArrayList<>(d.getAnnotations());
+            order.add(d.getName());
+            order.addAll(d.getMembers());
+            order.addAll(d.getTypeParameters());
+            order.addAll(d.getExtendedTypes());
+            order.addAll(d.getImplementedTypes());
+            for (Node c : order) add(t, build(c));
             return t;
         }
         for (Node c : children(n)) {

@@ -237,6 +237,25 @@ class _Syn:
         self.type, self.kids = typ, kids
 
 
+class _Leaf:
+    """One `[]` of a `dimensions` node: JavaParser has an ArrayBracketPair / ArrayCreationLevel per pair."""
+
+    __slots__ = ("type", "start_byte", "end_byte")
+
+    def __init__(self, start: int, end: int):
+        self.type, self.start_byte, self.end_byte = "dimensions", start, end
+
+
+def _bracket_pairs(dims: Node) -> list:
+    out, start = [], None
+    for c in dims.children:
+        if c.type == "[":
+            start = c.start_byte
+        elif c.type == "]" and start is not None:
+            out.append(_Leaf(start, c.end_byte))
+    return out
+
+
 def _named(node) -> list:
     return [c for c in node.named_children if c.type not in _COMMENTS]
 
@@ -244,6 +263,16 @@ def _named(node) -> list:
 def _ast_children(node, typ: str, kids: list) -> list:
     """`node`'s children in JavaParser's AST: wrappers spliced, names JavaParser keeps as Strings
     dropped, missing levels added, Parameter's name before its type (upstream's child order)."""
+    if typ == "class_declaration":  # ClassOrInterfaceDeclaration: annotations, name, members, then the types
+        groups: dict[str, list] = {}
+        for c in kids:
+            groups.setdefault(c.type, []).append(c)
+        flat = lambda t: [g for c in groups.get(t, []) for g in _named(c)]
+        return ([c for c in flat("modifiers") if c.type in _ANNOTATIONS] + groups.get("identifier", [])
+                + flat("class_body") + flat("type_parameters") + flat("superclass")
+                + [t for c in flat("super_interfaces") for t in _named(c)])
+    if typ == "explicit_constructor_invocation":  # `super(...)` / `this(...)`: the keyword is no node
+        kids = [c for c in kids if c.type not in ("this", "super")]
     if typ == "do_statement" and kids and kids[-1].type == "parenthesized_expression":
         kids = kids[:-1] + _named(kids[-1])
     elif typ in _CONDITION_FIRST and kids and kids[0].type == "parenthesized_expression":
@@ -256,7 +285,10 @@ def _ast_children(node, typ: str, kids: list) -> list:
             # element (Parameter), after the parameters (MethodDeclaration), at the end (variables)
             element, *dims = _named(c)
             out.append(element)
-            (out if typ == "formal_parameter" else after).extend(dims)
+            (out if typ == "formal_parameter" else after).extend(
+                p for d in dims for p in (_bracket_pairs(d) if d.type == "dimensions" else [d]))
+        elif ct == "dimensions" and typ in _DIMENSION_LEAF_PARENTS:
+            out.extend(_bracket_pairs(c))
         elif (ct in _SPLICE or (ct == "class_body" and typ == "object_creation_expression")
                 or (ct == "catch_type" and c.named_child_count == 1)):
             out.extend(_ast_children(c, ct, _named(c)))
@@ -265,6 +297,8 @@ def _ast_children(node, typ: str, kids: list) -> list:
             out.append(_Syn(this.type, scope))
         elif ct == "local_variable_declaration" and typ in _STATEMENT_LISTS:
             out.append(_Syn("expression_statement", [c]))
+        elif ct == "class_declaration" and typ in _STATEMENT_LISTS:  # TypeDeclarationStmt
+            out.append(_Syn("class_declaration_statement", [c]))
         else:
             out.append(c)
         if ct == "formal_parameters" and typ == "method_declaration":
@@ -347,6 +381,8 @@ class _Tree:
             typ = raw
             if type(node) is _Syn:
                 children = node.kids
+            elif type(node) is _Leaf:
+                children = []
             else:
                 if typ in _OPERATOR_TYPES:  # JavaParser's BinaryExpr:plus -> binary_expression:+
                     op = node.child_by_field_name("operator")
