@@ -47,6 +47,66 @@ def our_shapes(ex: JavaExtractor, method, src: bytes) -> tuple[int, Counter]:
     return n, shapes
 
 
+# tree-sitter node labels -> the shared vocabulary (JavaParser 3.0.0-alpha.4's class names, coarsened)
+_VOCAB = {
+    "method_declaration": "MethodDeclaration", "formal_parameter": "Parameter", "spread_parameter": "Parameter",
+    "catch_formal_parameter": "Parameter", "catch_type": "UnionType", "type_identifier": "ClassOrInterfaceType",
+    "generic_type": "ClassOrInterfaceType", "scoped_type_identifier": "ClassOrInterfaceType",
+    "integral_type": "PrimitiveType", "floating_point_type": "PrimitiveType", "boolean_type": "PrimitiveType",
+    "void_type": "VoidType", "array_type": "ArrayType", "wildcard": "WildcardType", "type_parameter": "TypeParameter",
+    "block": "BlockStmt", "expression_statement": "ExpressionStmt", "local_variable_declaration": "VariableDeclarationExpr",
+    "resource": "VariableDeclarationExpr", "variable_declarator": "VariableDeclarator", "field_declaration": "FieldDeclaration",
+    "return_statement": "ReturnStmt", "if_statement": "IfStmt", "while_statement": "WhileStmt", "do_statement": "DoStmt",
+    "for_statement": "ForStmt", "enhanced_for_statement": "ForeachStmt", "try_statement": "TryStmt",
+    "try_with_resources_statement": "TryStmt", "catch_clause": "CatchClause", "throw_statement": "ThrowStmt",
+    "switch_expression": "SwitchStmt", "switch_block_statement_group": "SwitchEntryStmt", "switch_rule": "SwitchEntryStmt",
+    "break_statement": "BreakStmt", "continue_statement": "ContinueStmt", "labeled_statement": "LabeledStmt",
+    "synchronized_statement": "SynchronizedStmt", "assert_statement": "AssertStmt", "yield_statement": "YieldStmt",
+    "class_declaration_statement": "TypeDeclarationStmt", "class_declaration": "ClassOrInterfaceDeclaration",
+    "constructor_declaration": "ConstructorDeclaration", "explicit_constructor_invocation": "ExplicitConstructorInvocationStmt",
+    "assignment_expression": "AssignExpr", "binary_expression": "BinaryExpr", "unary_expression": "UnaryExpr",
+    "update_expression": "UnaryExpr", "ternary_expression": "ConditionalExpr", "parenthesized_expression": "EnclosedExpr",
+    "cast_expression": "CastExpr", "instanceof_expression": "InstanceOfExpr", "method_invocation": "MethodCallExpr",
+    "field_access": "FieldAccessExpr", "array_access": "ArrayAccessExpr", "object_creation_expression": "ObjectCreationExpr",
+    "array_creation_expression": "ArrayCreationExpr", "dimensions_expr": "ArrayCreationLevel",
+    "array_initializer": "ArrayInitializerExpr", "element_value_array_initializer": "ArrayInitializerExpr",
+    "lambda_expression": "LambdaExpr", "method_reference": "MethodReferenceExpr", "class_literal": "ClassExpr",
+    "this": "ThisExpr", "super": "SuperExpr", "true": "BooleanLiteralExpr", "false": "BooleanLiteralExpr",
+    "null_literal": "NullLiteralExpr", "decimal_integer_literal": "IntegerLiteralExpr", "hex_integer_literal": "IntegerLiteralExpr",
+    "octal_integer_literal": "IntegerLiteralExpr", "binary_integer_literal": "IntegerLiteralExpr",
+    "decimal_floating_point_literal": "DoubleLiteralExpr", "hex_floating_point_literal": "DoubleLiteralExpr",
+    "character_literal": "CharLiteralExpr", "string_literal": "StringLiteralExpr", "text_block": "StringLiteralExpr",
+    "marker_annotation": "MarkerAnnotationExpr", "annotation": "AnnotationExpr", "element_value_pair": "MemberValuePair",
+    "scoped_identifier": "NameExpr",
+}
+_VDID_PARENTS = frozenset({"variable_declarator", "formal_parameter", "spread_parameter", "catch_formal_parameter"})
+
+
+def _base(label: str) -> tuple[str, str]:
+    """`assignment_expression:=0` -> (`assignment_expression`, `0`)."""
+    stripped = label.rstrip("0123456789")
+    return stripped.split(":")[0], label[len(stripped):]
+
+
+def common_path(nodes: tuple[str, ...], up: int) -> str:
+    """Our path in the oracle's vocabulary: `NameExpr0^AssignExpr_NameExpr1`."""
+    out = []
+    for k, label in enumerate(nodes):
+        base, idx = _base(label)
+        if base in ("identifier", "dimensions"):  # named by their parent (always next on the path)
+            parent = _base(nodes[1] if k == 0 else nodes[k - 1])[0]
+            if base == "identifier":
+                # a declarator's name is its child 0 (its initializer may be a name too)
+                vdid = parent in _VDID_PARENTS and (parent != "variable_declarator" or idx == "0")
+                name = "VariableDeclaratorId" if vdid else "NameExpr"
+            else:
+                name = "ArrayCreationLevel" if parent == "array_creation_expression" else "ArrayBracketPair"
+        else:
+            name = _VOCAB.get(base, base)
+        out.append(name + idx)
+    return "^".join(out[: up + 1]) + "".join("_" + n for n in out[up + 1 :])
+
+
 def run_oracle(jar: str, src_zip: str, entries: list[str], max_len: int, max_width: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["javac", "-d", tmp, "-cp", jar, str(HERE / "javaparser_oracle" / "PathShapes.java")], check=True)
@@ -80,15 +140,28 @@ def main() -> int:
 
     ex = JavaExtractor(config)
     ours: dict[tuple[str, int, str], object] = {}
+    method_index: dict[tuple[str, int, str], int] = {}
     for name, src in sources.items():
-        for method, _ in ex._method_nodes(src):
+        for index, (method, _) in enumerate(ex._method_nodes(src)):
             key = (name, method.start_point[0] + 1, method.child_by_field_name("name").text.decode())
             ours[key] = method
-    rows, unparsed, unmatched = [], 0, 0
+            method_index[key] = index
+    rows, unparsed, unmatched, modern = [], 0, 0, 0
+    oracle_paths: dict[tuple[str, int, str], Counter] = {}
+    for line in oracle.splitlines():
+        f = line.split("\t")
+        if f[0] == "P":
+            oracle_paths[(f[1], int(f[2]), f[3])] = Counter({p: int(n) for p, _, n in (x.rpartition("=") for x in f[4:])})
+    path_overlaps, path_totals, missing, extra = [], [0, 0, 0], Counter(), Counter()
     for line in oracle.splitlines():
         f = line.split("\t")
         if f[0] == "F":
             unparsed += 1
+            continue
+        if f[0] == "S":
+            modern += 1
+            continue
+        if f[0] != "M":
             continue
         entry, lineno, mname, leaves, contexts = f[1], int(f[2]), f[3], int(f[4]), int(f[5])
         if contexts < 0 or leaves > args.max_leaves:
@@ -102,6 +175,16 @@ def main() -> int:
             k, v = item.split("=")
             shapes[tuple(map(int, k.split(":")))] = int(v)
         n, mine = our_shapes(ex, method, sources[entry])
+        (sample,) = ex.extract(sources[entry], key=entry, seed=0, only=[method_index[(entry, lineno, mname)]])
+        theirs = oracle_paths.get((entry, lineno, mname), Counter())
+        ours_p = Counter(common_path(c.nodes, c.up) for c in sample.contexts)
+        same = sum((theirs & ours_p).values())
+        path_overlaps.append(same / max(sum(theirs.values()), sum(ours_p.values()), 1))
+        path_totals[0] += same
+        path_totals[1] += sum(theirs.values())
+        path_totals[2] += sum(ours_p.values())
+        missing.update(theirs - ours_p)
+        extra.update(ours_p - theirs)
         total_o, total_m = sum(shapes.values()), sum(mine.values())
         overlap = sum((shapes & mine).values()) / max(total_o, total_m, 1)
         rows.append((entry, lineno, mname, leaves, n, total_o, total_m, overlap))
@@ -114,7 +197,8 @@ def main() -> int:
     overlaps = [r[7] for r in rows]
     pct = lambda c: f"{100 * c / k:.1f}%"
     print(f"files: {len(names)} sampled, {unparsed} JavaParser 3.16 cannot parse; methods compared: {k}"
-          f" ({unmatched} unmatched by file/line/name)")
+          f" ({unmatched} unmatched by file/line/name, {modern} skipped: Java 12+ syntax that JavaParser 3.0.0-alpha.4 "
+          "cannot parse)")
     print(f"leaves per method equal: {pct(sum(r[3] == r[4] for r in rows))}")
     print(f"contexts per method equal: {pct(sum(r[5] == r[6] for r in rows))}; within 10%: "
           f"{pct(sum(x <= 0.10 for x in rel))}; median |rel diff| {statistics.median(rel):.3f}; "
@@ -122,7 +206,13 @@ def main() -> int:
     print(f"shape multiset (up, down, width) overlap: mean {statistics.fmean(overlaps):.3f}, median "
           f"{statistics.median(overlaps):.3f}; identical {pct(sum(o == 1.0 for o in overlaps))}; "
           f">= 0.9: {pct(sum(o >= 0.9 for o in overlaps))}")
+    print(f"path strings (shared vocabulary, child indices): {100 * path_totals[0] / max(path_totals[1], 1):.1f}% of the "
+          f"oracle's {path_totals[1]} contexts found ({path_totals[2]} ours); per method overlap mean "
+          f"{statistics.fmean(path_overlaps):.3f}, identical {pct(sum(o == 1.0 for o in path_overlaps))}")
     if args.worst:
+        print("paths the oracle has and we lack / we have and the oracle lacks (most frequent):")
+        for (p, n), (q, m) in zip(missing.most_common(args.worst), extra.most_common(args.worst)):
+            print(f"  -{n:5d} {p}\n  +{m:5d} {q}")
         print("most different (file:line name  leaves oracle/ours  contexts oracle/ours  overlap):")
         for r in sorted(rows, key=lambda r: r[7])[: args.worst]:
             print(f"  {r[0]}:{r[1]} {r[2]}  {r[3]}/{r[4]}  {r[5]}/{r[6]}  {r[7]:.3f}")

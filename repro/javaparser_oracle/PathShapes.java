@@ -6,11 +6,14 @@
 // MethodDeclaration, MethodCallExpr, FieldAccessExpr and annotations; VariableDeclaratorId is a node;
 // declarations keep the element type and one ArrayBracketPair leaf per `[]`; Parameter lists its
 // id before its type; modifiers are no nodes). Then, per method with a body, it counts the leaf
-// pairs a path may join (length <= L, width <= W) by shape: edges up, edges down, width.
+// pairs a path may join (length <= L, width <= W) by shape (edges up, edges down, width) and by path
+// string (node names in a shared vocabulary, with child indices).
 //
 // Written for codemem (not derived from the original extractor's code).
 // Usage: java -Xss1g -cp javaparser-core.jar:. PathShapes SRC.zip MAX_LEN MAX_WIDTH < entries.txt
 // Output, one line per method: M <tab> entry <tab> line <tab> name <tab> leaves <tab> contexts <tab> up:down:width=n;...
+// then P <tab> entry <tab> line <tab> name (<tab> path=n)*,
+// S <tab> entry <tab> line <tab> name <tab> why, for methods with syntax alpha.4 cannot parse (skipped),
 // and F <tab> entry <tab> reason for files JavaParser 3.16 cannot parse.
 
 import com.github.javaparser.JavaParser;
@@ -32,6 +35,8 @@ import com.github.javaparser.ast.nodeTypes.NodeWithVariables;
 import com.github.javaparser.ast.expr.FieldAccessExpr;
 import com.github.javaparser.ast.expr.MemberValuePair;
 import com.github.javaparser.ast.expr.MethodCallExpr;
+import com.github.javaparser.ast.expr.MethodReferenceExpr;
+import com.github.javaparser.ast.expr.TypeExpr;
 import com.github.javaparser.ast.expr.Name;
 import com.github.javaparser.ast.expr.NameExpr;
 import com.github.javaparser.ast.expr.NullLiteralExpr;
@@ -41,6 +46,7 @@ import com.github.javaparser.ast.stmt.BreakStmt;
 import com.github.javaparser.ast.stmt.ContinueStmt;
 import com.github.javaparser.ast.stmt.LabeledStmt;
 import com.github.javaparser.ast.stmt.Statement;
+import com.github.javaparser.ast.stmt.SwitchEntry;
 import com.github.javaparser.ast.type.ArrayType;
 import com.github.javaparser.ast.type.ClassOrInterfaceType;
 import com.github.javaparser.ast.type.Type;
@@ -129,6 +135,12 @@ public class PathShapes {
                 return new T("VariableDeclaratorId", n, id);
             return null;
         }
+        if (n instanceof TypeExpr && parent instanceof MethodReferenceExpr) {
+            // `Foo::bar`, `a.B::c`: alpha.4 parses the scope as an expression (NameExpr, FieldAccessExpr)
+            Type type = ((TypeExpr) n).getType();
+            if (type instanceof ClassOrInterfaceType && !((ClassOrInterfaceType) type).getTypeArguments().isPresent())
+                return asExpression((ClassOrInterfaceType) type);
+        }
         String type = n instanceof Name ? "NameExpr" : n.getClass().getSimpleName();
         T t = new T(type, n, null);
         if (n instanceof NameExpr) return t; // the name is a String: NameExpr is the leaf
@@ -197,6 +209,15 @@ public class PathShapes {
         for (T k : t.kids) dump(k, indent + 1);
     }
 
+    static T asExpression(ClassOrInterfaceType c) {
+        T name = new T("NameExpr", c, c.getNameAsString());
+        if (!c.getScope().isPresent()) return name;
+        T access = new T("FieldAccessExpr", c, null);
+        access.kids.add(asExpression(c.getScope().get()));
+        access.kids.add(name);
+        return access;
+    }
+
     static void add(T parent, T kid) {
         if (kid != null) parent.kids.add(kid);
     }
@@ -219,22 +240,27 @@ public class PathShapes {
             if (t.isLeaf()) leaves.add(t);
         }
         Map<String, Integer> shapes = new TreeMap<>();
+        Map<String, Integer> paths = new TreeMap<>();
+        List<T> ups = new ArrayList<>(), downs = new ArrayList<>();
         long contexts = 0;
         int n = leaves.size();
         if (n <= 3000) {
             for (int i = 0; i < n; i++) {
                 for (int j = i + 1; j < n; j++) {
                     T a = leaves.get(i), b = leaves.get(j);
-                    int up = 0, down = 0;
-                    while (a.depth > b.depth) { a = a.parent; up++; }
-                    while (b.depth > a.depth) { b = b.parent; down++; }
-                    while (a.parent != b.parent) { a = a.parent; b = b.parent; up++; down++; }
-                    up++;
-                    down++;
+                    ups.clear();
+                    downs.clear();
+                    ups.add(a);
+                    downs.add(b);
+                    while (a.depth > b.depth) { a = a.parent; ups.add(a); }
+                    while (b.depth > a.depth) { b = b.parent; downs.add(b); }
+                    while (a.parent != b.parent) { a = a.parent; b = b.parent; ups.add(a); downs.add(b); }
+                    int up = ups.size(), down = downs.size();
                     if (up + down > maxLen) continue;
                     int width = b.index - a.index;
                     if (width > maxWidth) continue;
                     shapes.merge(up + ":" + down + ":" + width, 1, Integer::sum);
+                    paths.merge(path(ups, a.parent, downs), 1, Integer::sum);
                     contexts++;
                 }
             }
@@ -249,6 +275,59 @@ public class PathShapes {
             s.append(e.getKey()).append('=').append(e.getValue());
         }
         out.append(s).append('\n');
+        out.append("P\t").append(entry).append('\t').append(m.getBegin().get().line).append('\t')
+                .append(m.getNameAsString());
+        for (Map.Entry<String, Integer> e : paths.entrySet()) out.append('\t').append(e.getKey()).append('=').append(e.getValue());
+        out.append('\n');
+    }
+
+    /** Node names in a vocabulary shared with codemem's (JavaParser 3.0.0-alpha.4's class names, coarsened). */
+    static String vocab(T t) {
+        switch (t.type) {
+            case "ForEachStmt": return "ForeachStmt";
+            case "SwitchEntry": return "SwitchEntryStmt";
+            case "SwitchExpr": return "SwitchStmt";
+            case "LocalClassDeclarationStmt": return "TypeDeclarationStmt";
+            case "LongLiteralExpr": return "IntegerLiteralExpr";
+            case "TextBlockLiteralExpr": return "StringLiteralExpr";
+            case "SingleMemberAnnotationExpr": case "NormalAnnotationExpr": return "AnnotationExpr";
+            case "VarType": return "ClassOrInterfaceType";
+            default: return t.type;
+        }
+    }
+
+    static boolean idParent(T t) {
+        return t != null && ID_PARENTS.contains(t.type);
+    }
+
+    static final java.util.Set<String> ID_PARENTS = java.util.Set.of("AssignExpr", "ArrayAccessExpr", "FieldAccessExpr", "MethodCallExpr");
+
+    /** The path string, child indices placed as the study's extractor places them (per its documented
+     *  behaviour: both end leaves; going up, nodes whose parent is one of ID_PARENTS; going down, nodes
+     *  that are one of ID_PARENTS; the common node when its parent is one of them). */
+    static String path(List<T> ups, T lca, List<T> downs) {
+        StringBuilder b = new StringBuilder();
+        for (int k = 0; k < ups.size(); k++) {
+            T t = ups.get(k);
+            b.append(vocab(t)).append(k == 0 || idParent(t.parent) ? String.valueOf(t.index) : "").append('^');
+        }
+        b.append(vocab(lca)).append(idParent(lca.parent) ? String.valueOf(lca.index) : "");
+        for (int k = downs.size() - 1; k >= 0; k--) {
+            T t = downs.get(k);
+            b.append('_').append(vocab(t)).append(k == 0 || idParent(t) ? String.valueOf(t.index) : "");
+        }
+        return b.toString();
+    }
+
+    /** Java 12+ syntax (switch rules and expressions, yield, text blocks, patterns): alpha.4 parses none of it. */
+    static boolean modern(MethodDeclaration m) {
+        for (Node n : m.findAll(Node.class)) {
+            String type = n.getClass().getSimpleName();
+            if (type.equals("SwitchExpr") || type.equals("YieldStmt") || type.equals("TextBlockLiteralExpr")
+                    || type.equals("PatternExpr")) return true;
+            if (n instanceof SwitchEntry && ((SwitchEntry) n).getType() != SwitchEntry.Type.STATEMENT_GROUP) return true;
+        }
+        return false;
     }
 
     public static void main(String[] args) throws Exception {
@@ -273,7 +352,13 @@ public class PathShapes {
                         continue;
                     }
                     for (MethodDeclaration m : r.getResult().get().findAll(MethodDeclaration.class)) {
-                        if (m.getBody().isPresent()) method(entry, m, out);
+                        if (!m.getBody().isPresent()) continue;
+                        if (modern(m)) {
+                            out.append("S\t").append(entry).append('\t').append(m.getBegin().get().line).append('\t')
+                                    .append(m.getNameAsString()).append("\tsyntax newer than JavaParser 3.0.0-alpha.4\n");
+                        } else {
+                            method(entry, m, out);
+                        }
                     }
                 } catch (RuntimeException | StackOverflowError e) {
                     System.out.println("F\t" + entry + "\t" + e.getClass().getSimpleName());

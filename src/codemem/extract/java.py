@@ -310,7 +310,11 @@ def _ast_children(node, typ: str, kids: list) -> list:
             out = out[1:]
         elif out and out[0].type == "scoped_type_identifier":
             out = _named(out[0])[:-1] + out[1:]
-    elif typ == "scoped_type_identifier":
+    elif typ == "array_type" and len(out) == 2 and out[1].type == "dimensions":  # ArrayType per `[]`
+        out = out[:1]
+        for _ in range(len(_bracket_pairs(kids[1])) - 1):
+            out = [_Syn("array_type", out)]
+    elif typ in ("scoped_type_identifier", "scoped_identifier"):  # `a.b.C`: C is a String, a.b the scope
         out = out[:-1]
     elif typ == "element_value_pair" and out and out[0].type == "identifier":  # MemberValuePair: name a String
         out = out[1:]
@@ -324,8 +328,10 @@ def _ast_children(node, typ: str, kids: list) -> list:
         rest = [c for c in out if c.type not in _ANNOTATIONS]
         if typ == "spread_parameter" and rest and rest[-1].type == "variable_declarator":
             rest = _named(rest[-1])[:1] + rest[:-1]
-        elif rest and rest[-1].type == "identifier":
-            rest = rest[-1:] + rest[:-1]
+        else:  # `int a` and C-style `byte b[]`: the name first
+            names = [i for i, c in enumerate(rest) if c.type == "identifier"]
+            if names:
+                rest = [rest[names[-1]]] + rest[: names[-1]] + rest[names[-1] + 1 :]
         out = annotations + rest
     elif typ == "lambda_expression" and out:  # LambdaExpr(Parameter..., body statement)
         first = out[0]
