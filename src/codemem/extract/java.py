@@ -1,9 +1,16 @@
 """Java path-context extraction: code2vec/code2seq's JavaExtractor rebuilt on tree-sitter.
 
 Upstream (tech-srl/code2vec and code2seq, JavaExtractor/FeatureExtractor.java) visits every
-MethodDeclaration, collects its leaves in document order and joins every leaf pair through their
-lowest common ancestor, keeping paths of length <= 8 and width <= 2. We follow the same rules on
-the *named-node* view of the tree-sitter tree (punctuation/keywords and comments are not nodes).
+MethodDeclaration of JavaParser 3.0.0-alpha.4's AST, collects its leaves in child order and joins
+every leaf pair through their lowest common ancestor, keeping paths of length <= 8 and width <= 2.
+We parse with tree-sitter and reshape its named-node tree into that AST (`_ast_children`): wrapper
+levels JavaParser lacks (argument_list, formal_parameters, modifiers, type_arguments, a condition's
+parentheses, ...) are spliced into their parent, names JavaParser keeps as Strings (a generic type's
+name, labels, method-reference names) are no leaves, and levels tree-sitter lacks (ExpressionStmt
+around a local variable declaration, VariableDeclarator in a for-each, `[]` leaves of declarations)
+are added, so lengths, widths and child indices are JavaParser's. Path nodes carry child indices
+where upstream writes them (see `_Tree`). Node names stay tree-sitter's. `repro/java_oracle.py`
+measures the agreement with JavaParser's own AST.
 
 Contexts are sampled from all valid pairs with an RNG keyed by (seed, key, method index) and the
 pairs are enumerated from tree structure only, so renaming a variable never changes which pairs
