@@ -77,7 +77,7 @@ _VOCAB = {
     "decimal_floating_point_literal": "DoubleLiteralExpr", "hex_floating_point_literal": "DoubleLiteralExpr",
     "character_literal": "CharLiteralExpr", "string_literal": "StringLiteralExpr", "text_block": "StringLiteralExpr",
     "marker_annotation": "MarkerAnnotationExpr", "annotation": "AnnotationExpr", "element_value_pair": "MemberValuePair",
-    "scoped_identifier": "NameExpr",
+    "scoped_identifier": "NameExpr", "type_expression": "TypeExpr",
 }
 _VDID_PARENTS = frozenset({"variable_declarator", "formal_parameter", "spread_parameter", "catch_formal_parameter"})
 
@@ -98,7 +98,8 @@ def common_path(nodes: tuple[str, ...], up: int) -> str:
             if base == "identifier":
                 # a declarator's name is its child 0 (its initializer may be a name too)
                 vdid = parent in _VDID_PARENTS and (parent != "variable_declarator" or idx == "0")
-                name = "VariableDeclaratorId" if vdid else "NameExpr"
+                name = ("VariableDeclaratorId" if vdid else "ClassOrInterfaceType"
+                        if parent in ("type_expression", "scoped_type_identifier") else "NameExpr")
             else:
                 name = "ArrayCreationLevel" if parent == "array_creation_expression" else "ArrayBracketPair"
         else:
@@ -153,6 +154,14 @@ def main() -> int:
         if f[0] == "P":
             oracle_paths[(f[1], int(f[2]), f[3])] = Counter({p: int(n) for p, _, n in (x.rpartition("=") for x in f[4:])})
     path_overlaps, path_totals, missing, extra = [], [0, 0, 0], Counter(), Counter()
+    wanted: dict[str, set[int]] = {}  # extract each file once, only the methods compared
+    for line in oracle.splitlines():
+        f = line.split("\t")
+        key = (f[1], int(f[2]), f[3]) if f[0] == "M" else None
+        if key in method_index and 0 <= int(f[5]) and int(f[4]) <= args.max_leaves:
+            wanted.setdefault(f[1], set()).add(method_index[key])
+    extracted = {(entry, s.index): s for entry, ix in wanted.items()
+                 for s in ex.extract(sources[entry], key=entry, seed=0, only=ix)}
     for line in oracle.splitlines():
         f = line.split("\t")
         if f[0] == "F":
@@ -175,7 +184,7 @@ def main() -> int:
             k, v = item.split("=")
             shapes[tuple(map(int, k.split(":")))] = int(v)
         n, mine = our_shapes(ex, method, sources[entry])
-        (sample,) = ex.extract(sources[entry], key=entry, seed=0, only=[method_index[(entry, lineno, mname)]])
+        sample = extracted[(entry, method_index[(entry, lineno, mname)])]
         theirs = oracle_paths.get((entry, lineno, mname), Counter())
         ours_p = Counter(common_path(c.nodes, c.up) for c in sample.contexts)
         same = sum((theirs & ours_p).values())

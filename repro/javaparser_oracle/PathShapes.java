@@ -35,8 +35,6 @@ import com.github.javaparser.ast.nodeTypes.NodeWithVariables;
 import com.github.javaparser.ast.expr.FieldAccessExpr;
 import com.github.javaparser.ast.expr.MemberValuePair;
 import com.github.javaparser.ast.expr.MethodCallExpr;
-import com.github.javaparser.ast.expr.MethodReferenceExpr;
-import com.github.javaparser.ast.expr.TypeExpr;
 import com.github.javaparser.ast.expr.Name;
 import com.github.javaparser.ast.expr.NameExpr;
 import com.github.javaparser.ast.expr.NullLiteralExpr;
@@ -135,12 +133,6 @@ public class PathShapes {
                 return new T("VariableDeclaratorId", n, id);
             return null;
         }
-        if (n instanceof TypeExpr && parent instanceof MethodReferenceExpr) {
-            // `Foo::bar`, `a.B::c`: alpha.4 parses the scope as an expression (NameExpr, FieldAccessExpr)
-            Type type = ((TypeExpr) n).getType();
-            if (type instanceof ClassOrInterfaceType && !((ClassOrInterfaceType) type).getTypeArguments().isPresent())
-                return asExpression((ClassOrInterfaceType) type);
-        }
         String type = n instanceof Name ? "NameExpr" : n.getClass().getSimpleName();
         T t = new T(type, n, null);
         if (n instanceof NameExpr) return t; // the name is a String: NameExpr is the leaf
@@ -207,15 +199,6 @@ public class PathShapes {
     static void dump(T t, int indent) {
         System.err.println("  ".repeat(indent) + t.type + (t.kids.isEmpty() ? "  " + t.text() + (t.isLeaf() ? "" : "  (no leaf)") : ""));
         for (T k : t.kids) dump(k, indent + 1);
-    }
-
-    static T asExpression(ClassOrInterfaceType c) {
-        T name = new T("NameExpr", c, c.getNameAsString());
-        if (!c.getScope().isPresent()) return name;
-        T access = new T("FieldAccessExpr", c, null);
-        access.kids.add(asExpression(c.getScope().get()));
-        access.kids.add(name);
-        return access;
     }
 
     static void add(T parent, T kid) {

@@ -350,8 +350,11 @@ def _ast_children(node, typ: str, kids: list) -> list:
             out[-1] = _Syn("expression_statement", [out[-1]])
     elif typ == "method_invocation" and len(out) > 2 and out[1].type == "super":  # `I.super.m()`: SuperExpr(I)
         out = [_Syn("super", out[:1])] + out[2:]
-    elif typ == "method_reference" and len(out) > 1 and out[-1].type == "identifier":  # the name is a String
-        out = out[:-1]
+    elif typ == "method_reference":  # MethodReferenceExpr(scope, type arguments); the name is a String
+        if len(out) > 1 and out[-1].type == "identifier":
+            out = out[:-1]
+        if out and (out[0].type in _TYPE_SCOPES or out[0].type == "field_access" and _is_name_chain(out[0])):
+            out[0] = _Syn("type_expression", [_as_type(out[0])])  # alpha.4 parses `a.B::c` as TypeExpr(a.B)
     elif typ == "wildcard":  # `? super T`: WildcardType(T)
         out = [c for c in out if c.type != "super"]
     elif typ == "enhanced_for_statement" and len(out) >= 4:  # ForeachStmt(VariableDeclarationExpr, iterable, body)
@@ -360,6 +363,27 @@ def _ast_children(node, typ: str, kids: list) -> list:
     elif typ == "resource" and len(out) >= 3 and out[-2].type == "identifier":  # VariableDeclarationExpr
         out = out[:-2] + [_Syn("variable_declarator", out[-2:])]
     return out
+
+
+_TYPE_SCOPES = frozenset({"identifier", "type_identifier", "scoped_type_identifier", "generic_type", "array_type",
+                          "integral_type", "floating_point_type", "boolean_type"})
+
+
+def _is_name_chain(node) -> bool:
+    """`a.b.C` (field accesses of identifiers): a type, where a type may stand."""
+    while node.type == "field_access":
+        kids = _named(node)
+        if len(kids) != 2 or kids[1].type != "identifier":
+            return False
+        node = kids[0]
+    return node.type == "identifier"
+
+
+def _as_type(node):
+    """`a.b.C` as ClassOrInterfaceType(scope a.b): the last name is a String, the scope a child."""
+    if node.type != "field_access":
+        return node
+    return _Syn("scoped_type_identifier", [_as_type(_named(node)[0])])
 
 
 class _Tree:
