@@ -234,6 +234,13 @@ def test_wrapper_levels_collapse_to_javaparser_shape():
     # generic types: the name is no leaf, the arguments are the type's children; `<>` makes a leaf
     s, _ = all_contexts(wrap("void f() { java.util.List<String> xs = new ArrayList<>(); }"))
     assert s.leaves == ["void", "METHOD_NAME", "java", "String", "xs", "ArrayList<>"]
+    # method references: the name is a String, a type scope a TypeExpr; lambdas: Parameter, ExpressionStmt body
+    s, ctx = all_contexts(wrap("void f() { g(a.B::c, x -> x); }"))
+    assert s.leaves == ["void", "METHOD_NAME", "g", "a", "x", "x"]
+    assert ctx[(3, 4)].nodes == ("identifier0", "scoped_type_identifier", "type_expression", "method_reference1",
+                                 "method_invocation", "lambda_expression", "formal_parameter", "identifier0")
+    assert ctx[(4, 5)].nodes == ("identifier0", "formal_parameter", "lambda_expression", "expression_statement",
+                                 "identifier0")
     # declarations keep the element type; `[]` is a leaf after the parameter's type / the variables
     s, _ = all_contexts(wrap("int[] f(byte[] b) { char[] c, d; }"))
     assert s.leaves == ["int", "METHOD_NAME", "b", "byte", "[]", "[]", "char", "c", "d", "[]"]
