@@ -239,7 +239,7 @@ def test_wrapper_levels_collapse_to_javaparser_shape():
     assert s.leaves == ["void", "METHOD_NAME", "g", "a", "x", "x"]
     assert ctx[(3, 4)].nodes == ("identifier0", "scoped_type_identifier", "type_expression", "method_reference1",
                                  "method_invocation", "lambda_expression", "formal_parameter", "identifier0")
-    assert ctx[(4, 5)].nodes == ("identifier0", "formal_parameter", "lambda_expression", "expression_statement",
+    assert ctx[(4, 5)].nodes == ("identifier0", "formal_parameter", "lambda_expression2", "expression_statement",
                                  "identifier0")
     # declarations keep the element type; `[]` is a leaf after the parameter's type / the variables
     s, _ = all_contexts(wrap("int[] f(byte[] b) { char[] c, d; }"))
