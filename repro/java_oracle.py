@@ -77,7 +77,7 @@ _VOCAB = {
     "decimal_floating_point_literal": "DoubleLiteralExpr", "hex_floating_point_literal": "DoubleLiteralExpr",
     "character_literal": "CharLiteralExpr", "string_literal": "StringLiteralExpr", "text_block": "StringLiteralExpr",
     "marker_annotation": "MarkerAnnotationExpr", "annotation": "AnnotationExpr", "element_value_pair": "MemberValuePair",
-    "scoped_identifier": "NameExpr", "type_expression": "TypeExpr",
+    "scoped_identifier": "NameExpr", "type_expression": "TypeExpr", "variable_declarator_id": "VariableDeclaratorId",
 }
 _VDID_PARENTS = frozenset({"variable_declarator", "formal_parameter", "spread_parameter", "catch_formal_parameter"})
 

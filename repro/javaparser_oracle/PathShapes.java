@@ -117,6 +117,23 @@ public class PathShapes {
         return k;
     }
 
+    /** `[]` written after the name (C style): alpha.4 keeps them on the VariableDeclaratorId. */
+    static int nameLevels(Type t) {
+        int k = 0;
+        for (; t instanceof ArrayType; t = ((ArrayType) t).getComponentType()) {
+            if (((ArrayType) t).getOrigin() == ArrayType.Origin.NAME) k++;
+        }
+        return k;
+    }
+
+    static T declaratorId(SimpleName name, Type type) {
+        int k = nameLevels(type);
+        if (k == 0) return new T("VariableDeclaratorId", name, name.getIdentifier());
+        T id = new T("VariableDeclaratorId", name, null);
+        brackets(id, k);
+        return id;
+    }
+
     static void brackets(T t, int k) {
         for (int i = 0; i < k; i++) t.kids.add(new T("ArrayBracketPair", null, "[]"));
     }
@@ -143,19 +160,19 @@ public class PathShapes {
             add(t, build(element(declared)));
             for (VariableDeclarator d : v.getVariables()) {
                 T dt = new T("VariableDeclarator", d, null);
-                add(dt, build(d.getName()));
+                add(dt, declaratorId(d.getName(), d.getType()));
                 d.getInitializer().ifPresent(init -> add(dt, build(init)));
                 add(t, dt);
             }
-            brackets(t, levels(declared));
+            brackets(t, levels(declared) - nameLevels(declared));
             return t;
         }
         if (n instanceof Parameter) {
             Parameter p = (Parameter) n;
             for (AnnotationExpr a : p.getAnnotations()) add(t, build(a));
-            add(t, build(p.getName()));
+            add(t, declaratorId(p.getName(), p.getType()));
             add(t, build(element(p.getType())));
-            brackets(t, levels(p.getType()));
+            brackets(t, levels(p.getType()) - nameLevels(p.getType()));
             return t;
         }
         if (n instanceof MethodDeclaration) {

@@ -229,7 +229,7 @@ _ANNOTATIONS = frozenset({"marker_annotation", "annotation"})
 _STATEMENT_LISTS = frozenset({"block", "switch_block_statement_group"})
 _ARRAY_DECLARATIONS = frozenset({"method_declaration", "formal_parameter", "local_variable_declaration", "field_declaration"})
 # `[]` is a leaf (ArrayBracketPair, ArrayCreationLevel) under these; elsewhere `dimensions` is part of a type
-_DIMENSION_LEAF_PARENTS = _ARRAY_DECLARATIONS | {"array_creation_expression"}
+_DIMENSION_LEAF_PARENTS = _ARRAY_DECLARATIONS | {"array_creation_expression", "variable_declarator_id"}
 # upstream FeatureExtractor.s_ParentTypeToAddChildId (AssignExpr, ArrayAccessExpr, FieldAccessExpr, MethodCallExpr)
 _CHILD_ID_PARENTS = frozenset({"assignment_expression", "array_access", "field_access", "method_invocation"})
 
@@ -261,6 +261,16 @@ def _bracket_pairs(dims: Node) -> list:
         elif c.type == "]" and start is not None:
             out.append(_Leaf(start, c.end_byte))
     return out
+
+
+def _declarator_id(items: list, i: int) -> tuple:
+    """The name at items[i] and what follows it. C-style `b[]` is VariableDeclaratorId([], ...) in
+    alpha.4: a node with a `[]` leaf per pair, the name a String (no leaf)."""
+    k, pairs = i + 1, []
+    while k < len(items) and items[k].type == "dimensions":
+        pairs.extend(_bracket_pairs(items[k]) if type(items[k]) is Node else [items[k]])
+        k += 1
+    return (_Syn("variable_declarator_id", pairs) if pairs else items[i]), items[k:]
 
 
 def _named(node) -> list:
@@ -338,8 +348,12 @@ def _ast_children(node, typ: str, kids: list) -> list:
         else:  # `int a` and C-style `byte b[]`: the name first
             names = [i for i, c in enumerate(rest) if c.type == "identifier"]
             if names:
-                rest = [rest[names[-1]]] + rest[: names[-1]] + rest[names[-1] + 1 :]
+                name, after = _declarator_id(rest, names[-1])
+                rest = [name] + rest[: names[-1]] + after
         out = annotations + rest
+    elif typ == "variable_declarator" and out and out[0].type == "identifier":
+        name, after = _declarator_id(out, 0)
+        out = [name] + after
     elif typ == "lambda_expression" and out:  # LambdaExpr(Parameter..., body statement)
         first = out[0]
         if first.type == "identifier":
@@ -358,8 +372,16 @@ def _ast_children(node, typ: str, kids: list) -> list:
     elif typ == "wildcard":  # `? super T`: WildcardType(T)
         out = [c for c in out if c.type != "super"]
     elif typ == "enhanced_for_statement" and len(out) >= 4:  # ForeachStmt(VariableDeclarationExpr, iterable, body)
-        declarator = _Syn("variable_declarator", [out[-3]])
-        out = [_Syn("local_variable_declaration", out[:-3] + [declarator]), out[-2], out[-1]]
+        declaration, brackets = [], []
+        for c in out[:-3]:  # as in a local variable declaration: element type, variable, `[]` leaves
+            if c.type == "array_type":
+                element, *dims = _named(c)
+                declaration.append(element)
+                brackets.extend(p for d in dims if d.type == "dimensions" for p in _bracket_pairs(d))
+            else:
+                declaration.append(c)
+        declaration.append(_Syn("variable_declarator", [out[-3]]))
+        out = [_Syn("local_variable_declaration", declaration + brackets), out[-2], out[-1]]
     elif typ == "resource" and len(out) >= 3 and out[-2].type == "identifier":  # VariableDeclarationExpr
         out = out[:-2] + [_Syn("variable_declarator", out[-2:])]
     return out
