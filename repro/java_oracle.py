@@ -78,6 +78,7 @@ _VOCAB = {
     "character_literal": "CharLiteralExpr", "string_literal": "StringLiteralExpr", "text_block": "StringLiteralExpr",
     "marker_annotation": "MarkerAnnotationExpr", "annotation": "AnnotationExpr", "element_value_pair": "MemberValuePair",
     "scoped_identifier": "NameExpr", "type_expression": "TypeExpr", "variable_declarator_id": "VariableDeclaratorId",
+    "empty_statement": "EmptyStmt",
 }
 _VDID_PARENTS = frozenset({"variable_declarator", "formal_parameter", "spread_parameter", "catch_formal_parameter"})
 

@@ -312,6 +312,8 @@ def _ast_children(node, typ: str, kids: list) -> list:
         elif ct == "field_access" and c.named_children[-1].type in ("this", "super"):
             *scope, this = _named(c)  # `Outer.this`: ThisExpr(classExpr), no FieldAccessExpr
             out.append(_Syn(this.type, scope))
+        elif ct == ";":
+            out.append(_Syn("empty_statement", []))
         elif ct == "local_variable_declaration" and typ in _STATEMENT_LISTS:
             out.append(_Syn("expression_statement", [c]))
         elif ct == "class_declaration" and typ in _STATEMENT_LISTS:  # TypeDeclarationStmt
@@ -449,7 +451,10 @@ class _Tree:
                 elif typ == "update_expression":  # ++x / x++ (JavaParser's preIncrement / posIncrement)
                     first = node.children[0]
                     typ = f"{typ}:pre{first.type}" if not first.is_named else f"{typ}:post{node.children[-1].type}"
-                kids = [] if raw in _ATOMIC else _named(node)
+                if raw in _STATEMENT_LISTS:  # a lone `;` is an EmptyStmt: no leaf, but a child
+                    kids = [c for c in node.children if c.is_named and c.type not in _COMMENTS or c.type == ";"]
+                else:
+                    kids = [] if raw in _ATOMIC else _named(node)
                 if kids:
                     _mark_variables(node, raw, kids, skip, declared, method_names)
                 children = _ast_children(node, raw, kids) if kids else kids
