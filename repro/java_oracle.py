@@ -10,7 +10,27 @@ from 3.16's, and counts, per method with a body, the leaf pairs within the path 
 compares, per method: the number of leaves, the number of contexts (all valid pairs, no sampling)
 and the multiset of shapes (overlap = sum of per-shape minimum counts / larger total).
 
-The figures are a measurement, not a pass/fail gate; `--min-overlap` makes it one.
+It also compares the path strings themselves: the oracle writes node names in a shared vocabulary
+(JavaParser's class names) with child indices placed as the study's extractor places them (both end
+leaves; going up, nodes whose parent is an AssignExpr, ArrayAccessExpr, FieldAccessExpr or
+MethodCallExpr; going down, nodes that are one; the common node when its parent is one), and
+`common_path` maps our tree-sitter labels onto that vocabulary.
+
+The figures are a measurement, not a pass/fail gate; `--min-overlap` makes it one. CI never runs it.
+
+JavaParser 3.16's AST is not 3.0.0-alpha.4's; PathShapes.java rebuilds alpha.4's shape (read from
+alpha.4's sources and grammar): names are Strings except the NameExpr children of MethodDeclaration,
+MethodCallExpr, FieldAccessExpr, annotations, class and constructor declarations (3.16: SimpleName
+nodes everywhere); modifiers are no nodes (3.16: Modifier nodes); VariableDeclarationExpr and
+FieldDeclaration hold the element type once and one ArrayBracketPair leaf per `[]` after the
+variables (3.16: each VariableDeclarator holds its full type); Parameter lists its
+VariableDeclaratorId before its type; ClassOrInterfaceDeclaration lists name, members, then type
+parameters, extends, implements; C-style `a[]` hangs the `[]` on the VariableDeclaratorId (then no
+leaf). Both parse `Foo::bar`'s scope as TypeExpr. 3.16 also accepts Java 9-14 syntax alpha.4 rejects:
+methods with switch rules or expressions, yield, text blocks or patterns are skipped (S lines).
+Not rebuilt (rare): alpha.4's orphan comments as children and comments printed into leaf text,
+ArrayCreationLevels sharing one range (so one child index), an empty statement as the body of
+if/while/for, `int f()[]`, `try (existingVariable)`.
 """
 
 from __future__ import annotations
