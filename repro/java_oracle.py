@@ -225,7 +225,7 @@ def main() -> int:
     k = len(rows)
     rel = [abs(r[6] - r[5]) / max(r[5], 1) for r in rows]
     overlaps = [r[7] for r in rows]
-    pct = lambda c: f"{100 * c / k:.1f}%"
+    pct = lambda c: f"{c}/{k} ({100 * c / k:.2f}%)"
     print(f"files: {len(names)} sampled, {unparsed} JavaParser 3.16 cannot parse; methods compared: {k}"
           f" ({unmatched} unmatched by file/line/name, {modern} skipped: Java 12+ syntax that JavaParser 3.0.0-alpha.4 "
           "cannot parse)")
@@ -233,12 +233,12 @@ def main() -> int:
     print(f"contexts per method equal: {pct(sum(r[5] == r[6] for r in rows))}; within 10%: "
           f"{pct(sum(x <= 0.10 for x in rel))}; median |rel diff| {statistics.median(rel):.3f}; "
           f"totals oracle {sum(r[5] for r in rows)} ours {sum(r[6] for r in rows)}")
-    print(f"shape multiset (up, down, width) overlap: mean {statistics.fmean(overlaps):.3f}, median "
+    print(f"shape multiset (up, down, width) overlap: mean {statistics.fmean(overlaps):.4f}, median "
           f"{statistics.median(overlaps):.3f}; identical {pct(sum(o == 1.0 for o in overlaps))}; "
           f">= 0.9: {pct(sum(o >= 0.9 for o in overlaps))}")
-    print(f"path strings (shared vocabulary, child indices): {100 * path_totals[0] / max(path_totals[1], 1):.1f}% of the "
+    print(f"path strings (shared vocabulary, child indices): {100 * path_totals[0] / max(path_totals[1], 1):.3f}% of the "
           f"oracle's {path_totals[1]} contexts found ({path_totals[2]} ours); per method overlap mean "
-          f"{statistics.fmean(path_overlaps):.3f}, identical {pct(sum(o == 1.0 for o in path_overlaps))}")
+          f"{statistics.fmean(path_overlaps):.4f}, identical {pct(sum(o == 1.0 for o in path_overlaps))}")
     if args.worst:
         print("paths the oracle has and we lack / we have and the oracle lacks (most frequent):")
         for (p, n), (q, m) in zip(missing.most_common(args.worst), extra.most_common(args.worst)):

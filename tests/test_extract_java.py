@@ -241,6 +241,8 @@ def test_wrapper_levels_collapse_to_javaparser_shape():
                                  "method_invocation", "lambda_expression", "formal_parameter", "identifier0")
     assert ctx[(4, 5)].nodes == ("identifier0", "formal_parameter", "lambda_expression2", "expression_statement",
                                  "identifier0")
+    s, ctx = all_contexts(wrap("Runnable f() { return () -> x; }"))  # no parameter: x is the body
+    assert ctx[(1, 2)].nodes[-3:] == ("lambda_expression", "expression_statement", "identifier0")
     # declarations keep the element type; `[]` is a leaf after the parameter's type / the variables
     s, _ = all_contexts(wrap("int[] f(byte[] b) { char[] c, d; }"))
     assert s.leaves == ["int", "METHOD_NAME", "b", "byte", "[]", "[]", "char", "c", "d", "[]"]

@@ -357,8 +357,8 @@ def _ast_children(node, typ: str, kids: list) -> list:
         name, after = _declarator_id(out, 0)
         out = [name] + after
     elif typ == "lambda_expression" and out:  # LambdaExpr(Parameter..., body statement)
-        first = out[0]
-        if first.type == "identifier":
+        first = out[0]  # `x -> ..` and `(x, y) -> ..`; `() -> x` has its (spliced) formal_parameters first
+        if first.type == "identifier" and kids[0].type == "identifier":
             out = [_Syn("formal_parameter", [first])] + out[1:]
         elif first.type == "inferred_parameters":
             out = [_Syn("formal_parameter", [p]) for p in _named(first)] + out[1:]
