@@ -27,10 +27,11 @@ variables (3.16: each VariableDeclarator holds its full type); Parameter lists i
 VariableDeclaratorId before its type; ClassOrInterfaceDeclaration lists name, members, then type
 parameters, extends, implements; C-style `a[]` hangs the `[]` on the VariableDeclaratorId (then no
 leaf). Both parse `Foo::bar`'s scope as TypeExpr. 3.16 also accepts Java 9-14 syntax alpha.4 rejects:
-methods with switch rules or expressions, yield, text blocks or patterns are skipped (S lines).
+methods with switch rules or expressions, yield, text blocks, patterns or `try (variable)` are
+skipped (S lines).
 Not rebuilt (rare): alpha.4's orphan comments as children and comments printed into leaf text,
 ArrayCreationLevels sharing one range (so one child index), an empty statement as the body of
-if/while/for, `int f()[]`, `try (existingVariable)`.
+if/while/for, `int f()[]`.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def main() -> int:
     overlaps = [r[7] for r in rows]
     pct = lambda c: f"{c}/{k} ({100 * c / k:.2f}%)"
     print(f"files: {len(names)} sampled, {unparsed} JavaParser 3.16 cannot parse; methods compared: {k}"
-          f" ({unmatched} unmatched by file/line/name, {modern} skipped: Java 12+ syntax that JavaParser 3.0.0-alpha.4 "
+          f" ({unmatched} unmatched by file/line/name, {modern} skipped: Java 9+ syntax that JavaParser 3.0.0-alpha.4 "
           "cannot parse)")
     print(f"leaves per method equal: {pct(sum(r[3] == r[4] for r in rows))}")
     print(f"contexts per method equal: {pct(sum(r[5] == r[6] for r in rows))}; within 10%: "

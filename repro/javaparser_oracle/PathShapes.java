@@ -45,6 +45,7 @@ import com.github.javaparser.ast.stmt.ContinueStmt;
 import com.github.javaparser.ast.stmt.LabeledStmt;
 import com.github.javaparser.ast.stmt.Statement;
 import com.github.javaparser.ast.stmt.SwitchEntry;
+import com.github.javaparser.ast.stmt.TryStmt;
 import com.github.javaparser.ast.type.ArrayType;
 import com.github.javaparser.ast.type.ClassOrInterfaceType;
 import com.github.javaparser.ast.type.Type;
@@ -319,13 +320,16 @@ public class PathShapes {
         return b.toString();
     }
 
-    /** Java 12+ syntax (switch rules and expressions, yield, text blocks, patterns): alpha.4 parses none of it. */
+    /** Java 9+ syntax (switch rules and expressions, yield, text blocks, patterns, `try (variable)`): alpha.4 parses none of it. */
     static boolean modern(MethodDeclaration m) {
         for (Node n : m.findAll(Node.class)) {
             String type = n.getClass().getSimpleName();
             if (type.equals("SwitchExpr") || type.equals("YieldStmt") || type.equals("TextBlockLiteralExpr")
                     || type.equals("PatternExpr")) return true;
             if (n instanceof SwitchEntry && ((SwitchEntry) n).getType() != SwitchEntry.Type.STATEMENT_GROUP) return true;
+            if (n instanceof TryStmt) { // Java 9 `try (existingVariable)`
+                for (Node r : ((TryStmt) n).getResources()) if (!(r instanceof VariableDeclarationExpr)) return true;
+            }
         }
         return false;
     }
