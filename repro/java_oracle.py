@@ -16,6 +16,11 @@ leaves; going up, nodes whose parent is an AssignExpr, ArrayAccessExpr, FieldAcc
 MethodCallExpr; going down, nodes that are one; the common node when its parent is one), and
 `common_path` maps our tree-sitter labels onto that vocabulary.
 
+Measured (temurin-25 src.zip, `--prefix "" --files 1000 --step 13`, methods <= 400 leaves): 8,615
+methods; leaves equal 100%, contexts per method equal 8,614/8,615, shape multisets identical 99.98%,
+path strings 99.998% of the oracle's 1,405,626 contexts. Before this mapping: contexts per method equal
+13.1%, within 10% 32.8%, mean shape overlap 0.47.
+
 The figures are a measurement, not a pass/fail gate; `--min-overlap` makes it one. CI never runs it.
 
 JavaParser 3.16's AST is not 3.0.0-alpha.4's; PathShapes.java rebuilds alpha.4's shape (read from
