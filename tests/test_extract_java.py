@@ -53,6 +53,28 @@ def test_normalize_terminal():
     assert normalize_terminal("x" * 80) == "x" * 50
 
 
+def test_letterless_terminals_keep_spaces_as_underscores():
+    # upstream's whitespace regex `//s+` is a no-op: only the no-letters fallback touches spaces
+    assert normalize_terminal('" "') == "_"
+    assert normalize_terminal('" : "') == "_:_"
+    assert normalize_terminal("' '") == "_"
+    assert normalize_terminal('"a b"') == "ab"
+    assert normalize_terminal("\"\t\"") == "BLANK"  # a tab is no printable character: it goes
+    s = one('String f() { return " + " + "a b"; }')
+    assert [c.split(",")[2] for c in s.c2v_contexts(1000) if c.startswith("_+_,")] == ["ab"]
+    assert "+" in {c.split(",")[0] for c in s.c2s_contexts(1000)}  # code2seq splits at whitespace first
+
+
+def test_code2seq_maps_integer_literals_to_num():
+    s = one("long f() { return 0 + 1 + 32 + 64 + 2 + 1_000 + 0x1F + 7L + 017 + 2.5 + 'c' + -3; }")
+    c2s = {c.split(",")[0] for c in s.c2s_contexts(1000)} | {c.split(",")[2] for c in s.c2s_contexts(1000)}
+    # digits split sub-tokens, so 2.5 reads `.`; hex and long literals keep their letters (upstream)
+    assert {"0", "1", "32", "64", "<NUM>", "x|f", "l", ".", "c"} <= c2s
+    assert not c2s & {"2", "1_000", "017", "3"}
+    c2v = {c.split(",")[0] for c in s.c2v_contexts(1000)} | {c.split(",")[2] for c in s.c2v_contexts(1000)}
+    assert {"2", "1_000", "017", "3"} <= c2v and "<NUM>" not in c2v  # code2vec keeps the numbers
+
+
 def test_split_subtokens():
     assert split_subtokens("toString") == ["to", "string"]
     assert split_subtokens("getHTTPResponse2Code") == ["get", "http", "response", "code"]
@@ -120,8 +142,9 @@ def test_records_lambdas_generics():
     (s,) = EX.extract(src, key="k", seed=0)
     assert s.name == "max" and s.label == "max"
     assert list(s.variables) == ["xs", "e", "u", "v"]
-    assert any("lambda_expression" in c.nodes for c in s.contexts)
-    assert any("type_arguments" in c.nodes for c in s.contexts)
+    nodes = {n for c in s.contexts for n in c.nodes}
+    assert "lambda_expression" in nodes and "generic_type" in nodes
+    assert not nodes & {"type_arguments", "type_parameters", "formal_parameters", "argument_list", "inferred_parameters"}
 
 
 def test_broken_file_does_not_crash():
@@ -141,25 +164,88 @@ def test_max_file_bytes():
 
 def test_leaves_method_name_and_recursive_call():
     s = one("int fact(int n) { return n <= 1 ? 1 : n * fact(n - 1); } // fact")
-    assert s.leaves == ["int", "METHOD_NAME", "int", "n", "n", "1", "1", "n", "fact", "n", "1"]
+    # JavaParser's Parameter lists its name (VariableDeclaratorId) before its type
+    assert s.leaves == ["int", "METHOD_NAME", "n", "int", "n", "1", "1", "n", "fact", "n", "1"]
     assert s.label == "fact" and s.line == 2
     src = wrap("int fact(int n) { return n <= 1 ? 1 : n * fact(n - 1); }")
-    assert [src[a:b].decode() for a, b in s.leaf_spans][1:5] == ["fact", "int", "n", "n"]
+    assert [src[a:b].decode() for a, b in s.leaf_spans][1:5] == ["fact", "n", "int", "n"]
     assert "METHOD_NAME" in {c.split(",")[0] for c in s.c2v_contexts(1000)}
 
 
 def test_hand_checked_path_and_hash():
     s, ctx = all_contexts(wrap("int f(int a) { return a + 1; }"))
-    assert s.leaves == ["int", "METHOD_NAME", "int", "a", "a", "1"]
-    c = ctx[(3, 4)]  # parameter a -> a in `return a + 1`: 3 up, 4 down, width 1
-    assert c.up == 3 and c.nodes == (
-        "identifier", "formal_parameter", "formal_parameters", "method_declaration",
-        "block", "return_statement", "binary_expression:+", "identifier")
+    assert s.leaves == ["int", "METHOD_NAME", "a", "int", "a", "1"]
+    c = ctx[(2, 4)]  # parameter a -> a in `return a + 1`: 2 up, 4 down, width 1 (parameter 2 -> block 3)
+    assert c.up == 2 and c.nodes == (
+        "identifier0", "formal_parameter", "method_declaration",
+        "block", "return_statement", "binary_expression:+", "identifier0")
     s.contexts = [c]
-    # -561579027 is what a JVM prints for the path string's hashCode()
-    assert s.c2v_contexts() == ["a,-561579027,a"]
-    path = "identifier|formal_parameter|formal_parameters|method_declaration|block|return_statement"
-    assert s.c2s_contexts(1) == [f"a,{path}|binary_expression:+|identifier,a"]
+    # 2042729130 is what a JVM prints for the path string's hashCode()
+    assert s.c2v_contexts() == ["a,2042729130,a"]
+    path = "identifier0|formal_parameter|method_declaration|block|return_statement|binary_expression:+|identifier0"
+    assert s.c2s_contexts(1) == [f"a,{path},a"]
+
+
+def test_child_indices_tell_assignment_sides_apart():
+    """FeatureExtractor: end leaves, and nodes under assignments, array accesses, field accesses and
+    method calls, carry their child index, so `x = y` and `y = x` give different paths."""
+    s, ctx = all_contexts(wrap("void f() { x = y; }"))
+    assert s.leaves == ["void", "METHOD_NAME", "x", "y"]
+    assert ctx[(2, 3)].nodes == ("identifier0", "assignment_expression:=", "identifier1")
+    s.contexts = [ctx[(2, 3)]]
+    assert s.c2v_contexts() == ["x,-1340485126,y"]  # hashCode() from a JVM
+    _, swapped = all_contexts(wrap("void f() { y = x; }"))
+    assert swapped[(2, 3)].nodes == ctx[(2, 3)].nodes  # the path is about positions, not names
+    # up: a node gets its index when its *parent* is one of the four; down: when it *is* one (upstream)
+    s, ctx = all_contexts(wrap("void f() { a[i] = o.g(k); }"))
+    assert s.leaves == ["void", "METHOD_NAME", "a", "i", "o", "g", "k"]
+    assert ctx[(2, 6)].nodes == ("identifier0", "array_access0", "assignment_expression:=",
+                                 "method_invocation1", "identifier2")
+    assert ctx[(3, 4)].nodes == ("identifier1", "array_access0", "assignment_expression:=",
+                                 "method_invocation1", "identifier0")
+
+
+def test_code2seq_caps_child_indices_at_3():
+    s, ctx = all_contexts(wrap("void f() { m(a, b, c, d, e); }"))
+    assert s.leaves[2:] == ["m", "a", "b", "c", "d", "e"]
+    c = ctx[(6, 7)]  # d (child 4) -> e (child 5) of the call
+    assert c.nodes == ("identifier4", "method_invocation", "identifier5")
+    s.contexts = [c]
+    assert s.c2s_contexts(1) == ["d,identifier3|method_invocation|identifier3,e"]
+    assert s.c2v_contexts(1)[0].split(",")[1] == str(java_string_hash("(identifier4)^(method_invocation)_(identifier5)"))
+
+
+def test_wrapper_levels_collapse_to_javaparser_shape():
+    """tree-sitter's argument_list, formal_parameters, type_arguments, modifiers, a condition's
+    parentheses... are no nodes in JavaParser's AST: they must not count in lengths and widths."""
+    # a call's arguments are the call's children: `o.g(k)` -> [o, g, k], k two below the statement
+    s, ctx = all_contexts(wrap("void f() { o.g(k); }"))
+    assert ctx[(2, 4)].nodes == ("identifier0", "method_invocation", "identifier2")  # width 2, length 2
+    # if (c) x;: the condition is IfStmt's child, no parenthesized_expression
+    s, ctx = all_contexts(wrap("void f() { if (c) x(); }"))
+    assert ctx[(2, 3)].nodes == ("identifier0", "if_statement", "expression_statement", "method_invocation0",
+                                 "identifier0")  # going down, a call carries its own index (upstream)
+    # a local variable declaration is an ExpressionStmt(VariableDeclarationExpr)
+    s, ctx = all_contexts(wrap("void f() { int i = 0; }"))
+    assert ctx[(2, 3)].nodes == ("integral_type0", "local_variable_declaration", "variable_declarator",
+                                 "identifier0")
+    assert ctx[(1, 2)].nodes[:5] == ("identifier1", "method_declaration", "block", "expression_statement",
+                                     "local_variable_declaration")
+    # generic types: the name is no leaf, the arguments are the type's children; `<>` makes a leaf
+    s, _ = all_contexts(wrap("void f() { java.util.List<String> xs = new ArrayList<>(); }"))
+    assert s.leaves == ["void", "METHOD_NAME", "java", "String", "xs", "ArrayList<>"]
+    # method references: the name is a String, a type scope a TypeExpr; lambdas: Parameter, ExpressionStmt body
+    s, ctx = all_contexts(wrap("void f() { g(a.B::c, x -> x); }"))
+    assert s.leaves == ["void", "METHOD_NAME", "g", "a", "x", "x"]
+    assert ctx[(3, 4)].nodes == ("identifier0", "scoped_type_identifier", "type_expression", "method_reference1",
+                                 "method_invocation", "lambda_expression", "formal_parameter", "identifier0")
+    assert ctx[(4, 5)].nodes == ("identifier0", "formal_parameter", "lambda_expression2", "expression_statement",
+                                 "identifier0")
+    s, ctx = all_contexts(wrap("Runnable f() { return () -> x; }"))  # no parameter: x is the body
+    assert ctx[(1, 2)].nodes[-3:] == ("lambda_expression", "expression_statement", "identifier0")
+    # declarations keep the element type; `[]` is a leaf after the parameter's type / the variables
+    s, _ = all_contexts(wrap("int[] f(byte[] b) { char[] c, d; }"))
+    assert s.leaves == ["int", "METHOD_NAME", "b", "byte", "[]", "[]", "char", "c", "d", "[]"]
 
 
 def test_length_limit():
@@ -172,10 +258,14 @@ def test_length_limit():
 
 def test_width_limit():
     # `int` (child 0) and `x` under the body (child 3) of method_declaration: width 3
-    src = wrap("int f() { return x; }")
+    src = wrap("int f(int a) { return x; }")
     _, ctx = all_contexts(src)
-    assert set(ctx) == {(0, 1), (1, 2)}
+    assert (0, 4) not in ctx and (0, 2) in ctx
     _, ctx = all_contexts(src, PathConfig(max_path_width=3, max_contexts=10**9))
+    assert (0, 4) in ctx
+    # with tree-sitter's formal_parameters level, `int f() { return x; }` had width 3 from `int` to `x`
+    # (the empty `()` was child 2); JavaParser has no such node: width 2, kept
+    _, ctx = all_contexts(wrap("int f() { return x; }"))
     assert set(ctx) == {(0, 1), (0, 2), (1, 2)}
 
 

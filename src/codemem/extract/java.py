@@ -1,9 +1,16 @@
 """Java path-context extraction: code2vec/code2seq's JavaExtractor rebuilt on tree-sitter.
 
 Upstream (tech-srl/code2vec and code2seq, JavaExtractor/FeatureExtractor.java) visits every
-MethodDeclaration, collects its leaves in document order and joins every leaf pair through their
-lowest common ancestor, keeping paths of length <= 8 and width <= 2. We follow the same rules on
-the *named-node* view of the tree-sitter tree (punctuation/keywords and comments are not nodes).
+MethodDeclaration of JavaParser 3.0.0-alpha.4's AST, collects its leaves in child order and joins
+every leaf pair through their lowest common ancestor, keeping paths of length <= 8 and width <= 2.
+We parse with tree-sitter and reshape its named-node tree into that AST (`_ast_children`): wrapper
+levels JavaParser lacks (argument_list, formal_parameters, modifiers, type_arguments, a condition's
+parentheses, ...) are spliced into their parent, names JavaParser keeps as Strings (a generic type's
+name, labels, method-reference names) are no leaves, and levels tree-sitter lacks (ExpressionStmt
+around a local variable declaration, VariableDeclarator in a for-each, `[]` leaves of declarations)
+are added, so lengths, widths and child indices are JavaParser's. Path nodes carry child indices
+where upstream writes them (see `_Tree`). Node names stay tree-sitter's. `repro/java_oracle.py`
+measures the agreement with JavaParser's own AST.
 
 Contexts are sampled from all valid pairs with an RNG keyed by (seed, key, method index) and the
 pairs are enumerated from tree structure only, so renaming a variable never changes which pairs
@@ -12,6 +19,7 @@ are sampled -- the property the rename (CSR) experiments rely on.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import random
 import re
@@ -27,6 +35,11 @@ METHOD_NAME = "METHOD_NAME"  # upstream Common.methodName
 BLANK = "BLANK"  # upstream Common.BlankWord
 MAX_TERMINAL_CHARS = 50  # upstream Common.c_MaxLabelLength
 MAX_C2S_SUBTOKENS = 5  # code2seq config MAX_NAME_PARTS
+MAX_C2S_CHILD_ID = 3  # code2seq CommandLineValues.MaxChildId (code2vec's is uncapped)
+NUM = "<NUM>"  # code2seq Property: integer literals outside NumericalKeepValues
+_KEEP_NUMBERS = frozenset({"0", "1", "32", "64"})
+_INT_RE = re.compile(r"[0-9][0-9_]*")  # an integer literal without sub-tokens (no 0x/0b/L letters)
+_TRAILING_ID_RE = re.compile(r"[0-9]+$")  # child index at the end of a path-node label
 
 _COMMENTS = frozenset({"line_comment", "block_comment"})
 _ATOMIC = frozenset({"string_literal", "character_literal", "text_block"})  # never descend into fragments
@@ -49,15 +62,17 @@ _METHOD_QUERY = Query(LANGUAGE, "(method_declaration body: (block) @body) @metho
 
 # upstream Common.splitToSubtokens; Java's \s and [a-z] are ASCII-only, hence re.ASCII
 _SPLIT_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|_|[0-9]|(?<=[A-Z])(?=[A-Z][a-z])|\s+", re.ASCII)
-_WS_RE = re.compile(r"\s+")
 _DROP_RE = re.compile(r"[\"',]|[^\x20-\x7e]")  # quotes, commas and \P{Print} (Java's Print is ASCII)
 _NON_LETTER_RE = re.compile(r"[^A-Za-z]")
 
 
 def _normalize(text: str, default: str) -> str:
-    """upstream Common.normalizeName: letters only; if none, the carefully stripped text."""
-    text = _DROP_RE.sub("", _WS_RE.sub("", text.lower().replace("\\n", "")))
-    return _NON_LETTER_RE.sub("", text) or text or default
+    """upstream Common.normalizeName: letters only; if none, the text with spaces as `_`.
+
+    Upstream's whitespace regex is `//s+` (a no-op), so whitespace is not stripped: tabs and newlines
+    go with the non-printable characters, and spaces survive as `_` in letter-less terminals."""
+    text = _DROP_RE.sub("", text.lower().replace("\\n", ""))
+    return _NON_LETTER_RE.sub("", text) or text.replace(" ", "_") or default
 
 
 def normalize_terminal(text: str) -> str:
@@ -105,15 +120,26 @@ def _c2v_token(text: str) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _c2s_token(text: str) -> str:
-    """code2seq Property.SplitName: `|`-joined sub-tokens, else the normalized name."""
+    """code2seq Property.SplitName: `|`-joined sub-tokens, else the normalized name, where an integer
+    literal outside {0, 1, 32, 64} reads `<NUM>`. Upstream tests `IntegerLiteralExpr` only when the
+    literal has no sub-tokens: plain decimal/octal digits (and `_`); hex/binary literals keep their
+    letters (`0x1F` -> `x|f`) and long literals (`100L`) are LongLiteralExpr (`l`)."""
     if text == METHOD_NAME:
         return METHOD_NAME
-    return "|".join(split_subtokens(text)[:MAX_C2S_SUBTOKENS]) or normalize_terminal(text)
+    split = "|".join(split_subtokens(text)[:MAX_C2S_SUBTOKENS])
+    if split:
+        return split
+    name = normalize_terminal(text)
+    return NUM if _INT_RE.fullmatch(text) and name not in _KEEP_NUMBERS else name
 
 
 @lru_cache(maxsize=1 << 12)
 def _c2s_node(label: str) -> str:
-    # `|` separates path nodes in .c2s, so spell it out inside operator labels (`||` -> `barbar`)
+    """code2seq path node: child index capped at MAX_C2S_CHILD_ID (upstream --max_child_id 3);
+    `|` separates path nodes in .c2s, so spell it out inside operator labels (`||` -> `barbar`)."""
+    m = _TRAILING_ID_RE.search(label)
+    if m and int(m.group()) > MAX_C2S_CHILD_ID:
+        label = label[: m.start()] + str(MAX_C2S_CHILD_ID)
     return label.replace("|", "bar")
 
 
@@ -138,7 +164,7 @@ class MethodInfo:
 @dataclass(frozen=True, slots=True)
 class PathContext:
     source: int  # leaf index
-    nodes: tuple[str, ...]  # labels from the source leaf up to the LCA (nodes[up]) and down to the target
+    nodes: tuple[str, ...]  # node strings (with child indices) from the source leaf up to the LCA (nodes[up]), down to the target
     up: int
     target: int
 
@@ -173,13 +199,15 @@ class MethodSample:
     def renamed(self, variable: str, new_name: str) -> MethodSample:
         """The sample `rename_source` + `extract` would give: occurrence texts replaced, spans shifted."""
         occ = set(self.variables[variable])
-        leaves, spans, shift = list(self.leaves), [], 0
+        leaves, spans = list(self.leaves), []
         grow = len(new_name.encode()) - len(variable.encode())
+        # leaves follow the AST's child order (a Parameter's name comes before its type), not the text's
+        occ_starts = sorted(self.leaf_spans[k][0] for k in occ)
         for k, (s, e) in enumerate(self.leaf_spans):
+            shift = grow * bisect.bisect_left(occ_starts, s)
             if k in occ:
                 leaves[k] = new_name
                 spans.append((s + shift, e + shift + grow))
-                shift += grow
             else:
                 spans.append((s + shift, e + shift))
         variables = {(new_name if v == variable else v): ix for v, ix in self.variables.items()}
@@ -187,11 +215,215 @@ class MethodSample:
                             list(self.contexts), variables)
 
 
+# --- tree-sitter CST -> JavaParser 3.0.0-alpha.4 AST shape (the one upstream's extractor walks) ---
+# Wrapper levels JavaParser does not have: their children become children of the wrapper's parent.
+_SPLICE = frozenset({
+    "argument_list", "formal_parameters", "modifiers", "type_arguments", "type_parameters", "throws",
+    "type_bound", "switch_block", "switch_label", "finally_clause", "resource_specification",
+    "annotation_argument_list",
+})
+_CONDITION_FIRST = frozenset({"if_statement", "while_statement", "switch_expression", "synchronized_statement"})
+_NAME_DROPPED = frozenset({"labeled_statement", "break_statement", "continue_statement"})  # label: a String
+_PARAMETERS = frozenset({"formal_parameter", "catch_formal_parameter"})
+_ANNOTATIONS = frozenset({"marker_annotation", "annotation"})
+_STATEMENT_LISTS = frozenset({"block", "switch_block_statement_group"})
+_ARRAY_DECLARATIONS = frozenset({"method_declaration", "formal_parameter", "local_variable_declaration", "field_declaration"})
+# `[]` is a leaf (ArrayBracketPair, ArrayCreationLevel) under these; elsewhere `dimensions` is part of a type
+_DIMENSION_LEAF_PARENTS = _ARRAY_DECLARATIONS | {"array_creation_expression", "variable_declarator_id"}
+# upstream FeatureExtractor.s_ParentTypeToAddChildId (AssignExpr, ArrayAccessExpr, FieldAccessExpr, MethodCallExpr)
+_CHILD_ID_PARENTS = frozenset({"assignment_expression", "array_access", "field_access", "method_invocation"})
+
+
+class _Syn:
+    """A node JavaParser has and tree-sitter lacks (ExpressionStmt around a local variable declaration,
+    VariableDeclarationExpr/VariableDeclarator in a for-each, Parameter of `x -> ...`)."""
+
+    __slots__ = ("type", "kids")
+
+    def __init__(self, typ: str, kids: list):
+        self.type, self.kids = typ, kids
+
+
+class _Leaf:
+    """One `[]` of a `dimensions` node: JavaParser has an ArrayBracketPair / ArrayCreationLevel per pair."""
+
+    __slots__ = ("type", "start_byte", "end_byte")
+
+    def __init__(self, start: int, end: int):
+        self.type, self.start_byte, self.end_byte = "dimensions", start, end
+
+
+def _bracket_pairs(dims: Node) -> list:
+    out, start = [], None
+    for c in dims.children:
+        if c.type == "[":
+            start = c.start_byte
+        elif c.type == "]" and start is not None:
+            out.append(_Leaf(start, c.end_byte))
+    return out
+
+
+def _declarator_id(items: list, i: int) -> tuple:
+    """The name at items[i] and what follows it. C-style `b[]` is VariableDeclaratorId([], ...) in
+    alpha.4: a node with a `[]` leaf per pair, the name a String (no leaf)."""
+    k, pairs = i + 1, []
+    while k < len(items) and items[k].type == "dimensions":
+        pairs.extend(_bracket_pairs(items[k]) if type(items[k]) is Node else [items[k]])
+        k += 1
+    return (_Syn("variable_declarator_id", pairs) if pairs else items[i]), items[k:]
+
+
+def _named(node) -> list:
+    return [c for c in node.named_children if c.type not in _COMMENTS]
+
+
+def _ast_children(node, typ: str, kids: list) -> list:
+    """`node`'s children in JavaParser's AST: wrappers spliced, names JavaParser keeps as Strings
+    dropped, missing levels added, Parameter's name before its type (upstream's child order)."""
+    if typ == "class_declaration":  # ClassOrInterfaceDeclaration: annotations, name, members, then the types
+        groups: dict[str, list] = {}
+        for c in kids:
+            groups.setdefault(c.type, []).append(c)
+        flat = lambda t: [g for c in groups.get(t, []) for g in _named(c)]
+        return ([c for c in flat("modifiers") if c.type in _ANNOTATIONS] + groups.get("identifier", [])
+                + flat("class_body") + flat("type_parameters") + flat("superclass")
+                + [t for c in flat("super_interfaces") for t in _named(c)])
+    if typ == "explicit_constructor_invocation":  # `super(...)` / `this(...)`: the keyword is no node
+        kids = [c for c in kids if c.type not in ("this", "super")]
+    if typ == "do_statement" and kids and kids[-1].type == "parenthesized_expression":
+        kids = kids[:-1] + _named(kids[-1])
+    elif typ in _CONDITION_FIRST and kids and kids[0].type == "parenthesized_expression":
+        kids = _named(kids[0]) + kids[1:]
+    out, after = [], []
+    for c in kids:
+        ct = c.type
+        if ct == "array_type" and typ in _ARRAY_DECLARATIONS:
+            # declarations keep the element type and one ArrayBracketPair leaf per `[]`: after the
+            # element (Parameter), after the parameters (MethodDeclaration), at the end (variables)
+            element, *dims = _named(c)
+            out.append(element)
+            (out if typ == "formal_parameter" else after).extend(
+                p for d in dims for p in (_bracket_pairs(d) if d.type == "dimensions" else [d]))
+        elif ct == "dimensions" and typ in _DIMENSION_LEAF_PARENTS:
+            out.extend(_bracket_pairs(c))
+        elif (ct in _SPLICE or (ct == "class_body" and typ == "object_creation_expression")
+                or (ct == "catch_type" and c.named_child_count == 1)):
+            out.extend(_ast_children(c, ct, _named(c)))
+        elif ct == "field_access" and c.named_children[-1].type in ("this", "super"):
+            *scope, this = _named(c)  # `Outer.this`: ThisExpr(classExpr), no FieldAccessExpr
+            out.append(_Syn(this.type, scope))
+        elif ct == ";":
+            out.append(_Syn("empty_statement", []))
+        elif ct == "local_variable_declaration" and typ in _STATEMENT_LISTS:
+            out.append(_Syn("expression_statement", [c]))
+        elif ct == "class_declaration" and typ in _STATEMENT_LISTS:  # TypeDeclarationStmt
+            out.append(_Syn("class_declaration_statement", [c]))
+        else:
+            out.append(c)
+        if ct == "formal_parameters" and typ == "method_declaration":
+            out.extend(after)
+            after = []
+    out.extend(after)
+    if typ == "generic_type":  # ClassOrInterfaceType: the name is a String, the scope a child
+        if out and out[0].type == "type_identifier":
+            out = out[1:]
+        elif out and out[0].type == "scoped_type_identifier":
+            out = _named(out[0])[:-1] + out[1:]
+    elif typ == "array_type" and len(out) == 2 and out[1].type == "dimensions":  # ArrayType per `[]`
+        out = out[:1]
+        for _ in range(len(_bracket_pairs(kids[1])) - 1):
+            out = [_Syn("array_type", out)]
+    elif typ in ("scoped_type_identifier", "scoped_identifier"):  # `a.b.C`: C is a String, a.b the scope
+        out = out[:-1]
+    elif typ == "element_value_pair" and out and out[0].type == "identifier":  # MemberValuePair: name a String
+        out = out[1:]
+    elif typ in _NAME_DROPPED:
+        out = [c for c in out if c.type != "identifier"]
+    elif typ == "type_parameter":  # TypeParameter: name a String, bounds children; `T` alone is a leaf
+        names = [i for i, c in enumerate(out) if c.type == "type_identifier"]
+        out = out[: names[0]] + out[names[0] + 1 :] if names else out
+    elif typ in _PARAMETERS or typ == "spread_parameter":
+        annotations = [c for c in out if c.type in _ANNOTATIONS]
+        rest = [c for c in out if c.type not in _ANNOTATIONS]
+        if typ == "spread_parameter" and rest and rest[-1].type == "variable_declarator":
+            rest = _named(rest[-1])[:1] + rest[:-1]
+        else:  # `int a` and C-style `byte b[]`: the name first
+            names = [i for i, c in enumerate(rest) if c.type == "identifier"]
+            if names:
+                name, after = _declarator_id(rest, names[-1])
+                rest = [name] + rest[: names[-1]] + after
+        out = annotations + rest
+    elif typ == "variable_declarator" and out and out[0].type == "identifier":
+        name, after = _declarator_id(out, 0)
+        out = [name] + after
+    elif typ == "lambda_expression" and out:  # LambdaExpr(Parameter..., body statement)
+        first = out[0]  # `x -> ..` and `(x, y) -> ..`; `() -> x` has its (spliced) formal_parameters first
+        if first.type == "identifier" and kids[0].type == "identifier":
+            out = [_Syn("formal_parameter", [first])] + out[1:]
+        elif first.type == "inferred_parameters":
+            out = [_Syn("formal_parameter", [p]) for p in _named(first)] + out[1:]
+        if out[-1].type != "block":  # an expression body is an ExpressionStmt
+            out[-1] = _Syn("expression_statement", [out[-1]])
+    elif typ == "method_invocation" and len(out) > 2 and out[1].type == "super":  # `I.super.m()`: SuperExpr(I)
+        out = [_Syn("super", out[:1])] + out[2:]
+    elif typ == "method_reference":  # MethodReferenceExpr(scope, type arguments); the name is a String
+        if len(out) > 1 and out[-1].type == "identifier":
+            out = out[:-1]
+        if out and (out[0].type in _TYPE_SCOPES or out[0].type == "field_access" and _is_name_chain(out[0])):
+            out[0] = _Syn("type_expression", [_as_type(out[0])])  # alpha.4 parses `a.B::c` as TypeExpr(a.B)
+    elif typ == "wildcard":  # `? super T`: WildcardType(T)
+        out = [c for c in out if c.type != "super"]
+    elif typ == "enhanced_for_statement" and len(out) >= 4:  # ForeachStmt(VariableDeclarationExpr, iterable, body)
+        declaration, brackets = [], []
+        for c in out[:-3]:  # as in a local variable declaration: element type, variable, `[]` leaves
+            if c.type == "array_type":
+                element, *dims = _named(c)
+                declaration.append(element)
+                brackets.extend(p for d in dims if d.type == "dimensions" for p in _bracket_pairs(d))
+            else:
+                declaration.append(c)
+        declaration.append(_Syn("variable_declarator", [out[-3]]))
+        out = [_Syn("local_variable_declaration", declaration + brackets), out[-2], out[-1]]
+    elif typ == "resource" and len(out) >= 3 and out[-2].type == "identifier":  # VariableDeclarationExpr
+        out = out[:-2] + [_Syn("variable_declarator", out[-2:])]
+    return out
+
+
+_TYPE_SCOPES = frozenset({"identifier", "type_identifier", "scoped_type_identifier", "generic_type", "array_type",
+                          "integral_type", "floating_point_type", "boolean_type"})
+
+
+def _is_name_chain(node) -> bool:
+    """`a.b.C` (field accesses of identifiers): a type, where a type may stand."""
+    while node.type == "field_access":
+        kids = _named(node)
+        if len(kids) != 2 or kids[1].type != "identifier":
+            return False
+        node = kids[0]
+    return node.type == "identifier"
+
+
+def _as_type(node):
+    """`a.b.C` as ClassOrInterfaceType(scope a.b): the last name is a String, the scope a child."""
+    if node.type != "field_access":
+        return node
+    return _Syn("scoped_type_identifier", [_as_type(_named(node)[0])])
+
+
 class _Tree:
-    """Flat named-node view of one method: labels, parents, child indices, depths, leaves."""
+    """Flat view of one method shaped like JavaParser's AST: labels, parents, child indices, depths, leaves.
+
+    `up_labels` / `down_labels` are the path-node strings upstream writes when a path passes a node
+    going up / down: the two end leaves, and nodes whose parent is an assignment, array access, field
+    access or method call, carry their child index (`identifier0`). On the way down upstream tests the
+    node's *own* type instead of its parent's (FeatureExtractor.generatePath); we do the same.
+    """
 
     def __init__(self, root: Node, src: bytes):
         self.labels: list[str] = []
+        self.raw: list[str] = []
+        self.up_labels: list[str] = []
+        self.down_labels: list[str] = []
         self.parent: list[int] = []
         self.child_idx: list[int] = []
         self.depth: list[int] = []
@@ -206,31 +438,49 @@ class _Tree:
         stack = [(root, -1, 0)]  # iterative pre-order: deep expressions must not hit the recursion limit
         while stack:
             node, par, ci = stack.pop()
-            k, typ = len(self.labels), node.type
-            if typ in _OPERATOR_TYPES:  # JavaParser's BinaryExpr:plus -> binary_expression:+
-                op = node.child_by_field_name("operator")
-                typ = f"{typ}:{src[op.start_byte:op.end_byte].decode()}" if op else typ
-            elif typ == "update_expression":  # ++x / x++ (JavaParser's preIncrement / posIncrement)
-                first = node.children[0]
-                typ = f"{typ}:pre{first.type}" if not first.is_named else f"{typ}:post{node.children[-1].type}"
+            k, raw = len(self.labels), node.type
+            typ = raw
+            if type(node) is _Syn:
+                children = node.kids
+            elif type(node) is _Leaf:
+                children = []
+            else:
+                if typ in _OPERATOR_TYPES:  # JavaParser's BinaryExpr:plus -> binary_expression:+
+                    op = node.child_by_field_name("operator")
+                    typ = f"{typ}:{src[op.start_byte:op.end_byte].decode()}" if op else typ
+                elif typ == "update_expression":  # ++x / x++ (JavaParser's preIncrement / posIncrement)
+                    first = node.children[0]
+                    typ = f"{typ}:pre{first.type}" if not first.is_named else f"{typ}:post{node.children[-1].type}"
+                if raw in _STATEMENT_LISTS:  # a lone `;` is an EmptyStmt: no leaf, but a child
+                    kids = [c for c in node.children if c.is_named and c.type not in _COMMENTS or c.type == ";"]
+                else:
+                    kids = [] if raw in _ATOMIC else _named(node)
+                if kids:
+                    _mark_variables(node, raw, kids, skip, declared, method_names)
+                children = _ast_children(node, raw, kids) if kids else kids
             self.labels.append(typ)
+            self.raw.append(raw)
             self.parent.append(par)
             self.child_idx.append(ci)
             self.depth.append(self.depth[par] + 1 if par >= 0 else 0)
             self.kids.append([])
             if par >= 0:
                 self.kids[par].append(k)
-            children = [] if typ in _ATOMIC else [c for c in node.named_children if c.type not in _COMMENTS]
+            leaf = False
             if children:
-                _mark_variables(node, node.type, children, skip, declared, method_names)
                 stack.extend((c, k, i) for i, c in reversed(list(enumerate(children))))
-            elif not typ.endswith("_statement") and typ not in _NEVER_LEAVES and node.end_byte > node.start_byte:
+            elif (not raw.endswith("_statement") and node.end_byte > node.start_byte
+                  and (raw not in _NEVER_LEAVES or raw == "dimensions" and self.raw[par] in _DIMENSION_LEAF_PARENTS)):
+                leaf = True
                 s, e = node.start_byte, node.end_byte
-                if typ == "identifier":
+                if raw == "identifier":
                     ident_leaves.append(len(self.leaves))
                 self.leaf_nodes.append(k)
                 self.leaves.append(METHOD_NAME if s in method_names else src[s:e].decode("utf-8", "replace"))
                 self.spans.append((s, e))
+            with_id = f"{typ}{ci}"
+            self.up_labels.append(with_id if leaf or (par >= 0 and self.raw[par] in _CHILD_ID_PARENTS) else typ)
+            self.down_labels.append(with_id if leaf or raw in _CHILD_ID_PARENTS else typ)
         # variables: declared names, occurring at identifier leaves outside non-variable positions
         declared -= skip
         names = {self.leaves[i] for i in ident_leaves if self.spans[i][0] in declared}
@@ -270,12 +520,14 @@ def _mark_variables(node: Node, typ: str, children: list[Node], skip: set, decla
         declared.add(_field_start(node))
     elif typ in ("local_variable_declaration", "spread_parameter"):
         declared.update(_field_start(c) for c in children if c.type == "variable_declarator")
-    elif typ in ("inferred_parameters", "type_pattern", "record_pattern_component"):
+    elif typ in ("type_pattern", "record_pattern_component"):
         declared.update(c.start_byte for c in children if c.type == "identifier")
-    elif typ == "lambda_expression":  # x -> ...
+    elif typ == "lambda_expression":  # x -> ..., (x, y) -> ... (inferred_parameters is no node of ours)
         params = node.child_by_field_name("parameters")
         if params is not None and params.type == "identifier":
             declared.add(params.start_byte)
+        elif params is not None and params.type == "inferred_parameters":
+            declared.update(c.start_byte for c in params.named_children if c.type == "identifier")
 
 
 def _method_name(method: Node) -> str:
@@ -317,8 +569,7 @@ class JavaExtractor:
     def rename_source(self, source: bytes, sample: MethodSample, variable: str, new_name: str) -> bytes:
         """Replace every occurrence span of `variable` (spans of `sample`, which came from `source`)."""
         out, new = bytearray(source), new_name.encode()
-        for i in sorted(sample.variables[variable], reverse=True):
-            s, e = sample.leaf_spans[i]
+        for s, e in sorted((sample.leaf_spans[i] for i in sample.variables[variable]), reverse=True):
             out[s:e] = new
         return bytes(out)
 
@@ -358,19 +609,21 @@ class JavaExtractor:
         pairs = self._pairs(t)
         rng.shuffle(pairs)  # structure-only order, so renamed methods sample the same pairs
         # label chain from each leaf upward (at most max_len+1 nodes) to build paths by slicing
-        chains = []
+        ups, downs = [], []
         for v in t.leaf_nodes:
-            chain = []
-            while v >= 0 and len(chain) <= self.config.max_path_length:
-                chain.append(t.labels[v])
+            up_chain, down_chain = [], []
+            while v >= 0 and len(up_chain) <= self.config.max_path_length:
+                up_chain.append(t.up_labels[v])
+                down_chain.append(t.down_labels[v])
                 v = t.parent[v]
-            chains.append(tuple(chain))
+            ups.append(tuple(up_chain))
+            downs.append(tuple(down_chain))
         n_leaves, stride, contexts = len(t.leaves), self.config.max_path_length + 1, []
         for p in pairs[: self.config.max_contexts]:
             q, up = divmod(p, stride)  # inlined `_decode`: this loop runs millions of times per corpus
             i, j = divmod(q, n_leaves)
             down = t.depth[t.leaf_nodes[j]] - t.depth[t.leaf_nodes[i]] + up
-            contexts.append(PathContext(i, chains[i][: up + 1] + chains[j][down - 1 :: -1], up, j))
+            contexts.append(PathContext(i, ups[i][: up + 1] + downs[j][down - 1 :: -1], up, j))
         name = _method_name(method)
         return MethodSample(index, name, _label_of(name), method.start_point[0] + 1, t.leaves, t.spans,
                             contexts, t.variables)
