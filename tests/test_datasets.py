@@ -131,9 +131,8 @@ def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(work
 def great_lookalike_shards(tmp_path: Path) -> tuple[Path, dict]:
     """Shards in Py150-Great's format, made by stdlib-great from real standard-library files."""
     p = from_dict({"dataset": "stdlib-great", "model": "great", "extract": {"max_files": 30}})
-    raw, samples = tmp_path / "raw", tmp_path / "samples"
     layout = io.Layout(tmp_path / "project")
-    raw, samples = layout.raw, layout.samples
+    samples = layout.samples
     fetch.run(p, layout)
     varmisuse.run(p, layout)
     shards = {}
