@@ -286,15 +286,41 @@ class VarMisuseTraining(Training):
         self._in_step = {"loc": [], "repair": []}
         chosen = step_samples(len(self.train), self.samples_per_epoch, epoch, self.seed)
         rng = np.random.default_rng([self.seed, 4, epoch])
-        return [chosen[p] for p in token_budget_batches(self.train.lengths[chosen], self.config.max_batch_tokens, rng)]
+        batches = [chosen[p] for p in token_budget_batches(self.train.lengths[chosen], self.config.max_batch_tokens, rng)]
+        self._batch_sizes = [len(b) for b in batches]
+        return batches
 
-    def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
+    def gather_in_step(self, group) -> None:
+        """Each rank logged its shares `batch[rank::world]` (none where a batch had fewer samples than
+        its rank): put them back in the batches' order, as one process logs them."""
+        if not group.active:
+            return
+        from codemem.distributed import all_gather_objects, interleave
+
+        for key in ("loc", "repair"):
+            ranks = [iter(pieces) for pieces in all_gather_objects(self._in_step[key], group)]
+            empty = np.zeros(0, np.float32)
+            self._in_step[key] = [interleave([next(ranks[r]) if size > r else empty for r in range(group.world)])
+                                  for size in self._batch_sizes]  # fmt: skip
+
+    def _step_losses(self, positions: np.ndarray):
         batch = collate(self.train, positions, self.device)
         _, (loc_loss, rep_loss) = forward(self.model, batch)
         # What the study's patch logs inside the step (LOC_LOSS_SAMP, TGT_LOSS_SAMP), dropout on.
         self._in_step["loc"].append(loc_loss.detach().float().cpu().numpy())
         self._in_step["repair"].append(rep_loss.detach().float().cpu().numpy())
+        return batch, loc_loss, rep_loss
+
+    def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
+        batch, loc_loss, rep_loss = self._step_losses(positions)
         return vm.reduce_losses(loc_loss, rep_loss, batch.has_bug), len(positions)
+
+    def shard_loss(self, part: np.ndarray, positions: np.ndarray) -> torch.Tensor:
+        """reduce_losses' two means over the whole batch `positions` (the repair one over its buggy
+        samples), of which this rank sums its share `part`: the ranks' terms add up to loss(positions)."""
+        _, loc_loss, rep_loss = self._step_losses(part)
+        buggy = torch.tensor(float(self.train.has_bug[positions].sum()), device=rep_loss.device)
+        return loc_loss.sum() / len(positions) + rep_loss.sum() / (buggy + 1e-9)
 
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
         tr = measure(self.model, self.train, self.train_measured, self.config, self.device)
