@@ -133,6 +133,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     training = spec.prepare(params, layout, device)
     model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
     distributed.broadcast_parameters(model, group)
+    if group.active:
+        training.group = group  # a task may split its measurements across the ranks (VarMisuse does)
     where = f"{device} x {group.world} processes" if group.active else f"{device}"
     say(f"train: {params.model} on {where}, {training.describe()}, {count_trainable(model):,} parameters, "
         f"{params.epochs} {training.unit}s")  # fmt: skip
@@ -179,7 +181,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
         training.gather_in_step(group)  # the in-step per-sample losses of every rank, on every rank
         trained = time.perf_counter() - began  # the optimisation alone, apart from the measurements
 
-        # Every rank measures the same model (the same updates everywhere), so none waits on another.
+        # Every rank holds the same model (the same updates everywhere): MethodName measures it whole on
+        # every rank; VarMisuse splits its measured samples across the ranks and gathers them.
         measured, logged = training.measure(epoch)
         row = {"epoch": epoch + 1, "train_loss": total / max(training.samples_per_epoch, 1), **measured,
                "train_seconds": round(trained, 3), "seconds": round(time.perf_counter() - began, 3)}  # fmt: skip

@@ -323,8 +323,7 @@ class VarMisuseTraining(Training):
         return loc_loss.sum() / len(positions) + rep_loss.sum() / (buggy + 1e-9)
 
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
-        tr = measure(self.model, self.train, self.train_measured, self.config, self.device)
-        te = measure(self.model, self.test, self.test_measured, self.config, self.device)
+        tr, te = self._measure(self.train, self.train_measured), self._measure(self.test, self.test_measured)
         s_tr, s_te = summarize(tr, repair_gini_over_all=self.study), summarize(te, repair_gini_over_all=self.study)
         in_step = {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in self._in_step.items()}
         if self.study:  # Gini over the step's own training losses, as logged inside the step
@@ -343,6 +342,18 @@ class VarMisuseTraining(Training):
                   "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"],
                   "in_step_loc_loss": in_step["loc"], "in_step_repair_loss": in_step["repair"]}  # fmt: skip
         return row, {k: v.astype(np.float32) for k, v in logged.items()}
+
+    def _measure(self, split: Split, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """`measure`; under data-parallel training (`group`, set by codemem.train) each rank measures
+        its share idx[rank::world] and every rank gets the whole set back, in order."""
+        group = getattr(self, "group", None)
+        if group is None or not group.active:
+            return measure(self.model, split, idx, self.config, self.device)
+        from codemem.distributed import all_gather_objects, interleave
+
+        parts = all_gather_objects(measure(self.model, split, idx[group.rank :: group.world], self.config, self.device),
+                                   group)  # fmt: skip
+        return {k: interleave([part[k] for part in parts]) for k in parts[0]}
 
     def summary(self, row: dict) -> str:
         return (f"train loss {row['train_loss']:.3f}  loc/repair acc train {row['train_loc_acc']:.3f}/"
