@@ -3,6 +3,7 @@ bare git remote and a local DVC remote; a third clone `dvc exp pull`s and report
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def test_shards_are_a_partition_of_the_grid():
     assert sorted(p["name"] for s in shares for p in s) == sorted(p["name"] for p in points)
     assert sweep.parse_shard("2/4") == (2, 4)
     for bad in ("0/2", "3/2", "x"):
-        with pytest.raises(Exception):
+        with pytest.raises(argparse.ArgumentTypeError):
             sweep.parse_shard(bad)
 
 

@@ -191,7 +191,7 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
             per_sample.setdefault(key, []).append(values)
         say(f"{training.unit} {epoch + 1}: {training.summary(row)}  ({row['seconds']:.1f} s)")
         if group.main:
-                save_checkpoint(layout.checkpoint, {
+            save_checkpoint(layout.checkpoint, {
                 "fingerprint": print_, "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
                 "history": history, "per_sample": per_sample,
