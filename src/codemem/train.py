@@ -117,10 +117,11 @@ def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     group = distributed.init(device)
-    try:
-        return _run(params, layout, device, group)
-    finally:
-        distributed.finish(group)
+    # No `finally`: a rank that fails must exit, not wait at a barrier the others never reach; torchrun
+    # then stops the other ranks.
+    history = _run(params, layout, device, group)
+    distributed.finish(group)
+    return history
 
 
 def _run(params: Params, layout: Layout, device: torch.device, group: distributed.Group) -> list[dict]:
