@@ -45,8 +45,8 @@ def choose_device(name: str) -> torch.device:
 # The code a checkpoint's numbers depend on: after a change to any of it DVC reruns train, which must
 # then start over rather than resume the old code's run.
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = ["train.py", "distributed.py", "task.py", "io.py", "metrics.py", "methodname.py", "runners.py", "varmisuse.py",
-                 "varmisuse_training.py", "models", "extract/great.py"]  # fmt: skip
+TRAINING_CODE = ["train.py", "distributed.py", "task.py", "io.py", "metrics.py", "methodname.py", "runners.py",
+                 "varmisuse.py", "varmisuse_training.py", "models", "extract/great.py"]  # fmt: skip
 
 
 def training_code_digest() -> str:
