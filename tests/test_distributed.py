@@ -37,10 +37,14 @@ def write_params(path: Path, values: dict) -> None:
     path.write_text(json.dumps(values))  # JSON is YAML
 
 
+def child_env() -> dict:
+    """This codemem (its src first on the path), quiet, one thread a process."""
+    path = os.pathsep.join(filter(None, [str(Path(train.__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    return os.environ | {"CODEMEM_QUIET": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
 def torchrun(cwd: Path, processes: int = 2) -> None:
-    env = os.environ | {"CODEMEM_QUIET": "1", "OMP_NUM_THREADS": "1",
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(train.__file__).parents[1]),
-                                                                     os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    env = child_env()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
            "-m", "codemem", "train"]  # fmt: skip
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600)
@@ -94,8 +98,11 @@ def test_code2vec_two_processes_equal_one_and_resume(workdir, tiny_corpus):
     shutil.rmtree("build/checkpoints")
     write_params(workdir / "params.yaml", values | {"train": values["train"] | {"epochs": 1}})
     torchrun(workdir)
-    write_params(workdir / "params.yaml", values)
-    torchrun(workdir)
+    # ... through `train.processes: 2`: `python -m codemem train` starts itself under torchrun.
+    write_params(workdir / "params.yaml", values | {"train": values["train"] | {"processes": 2}})
+    done = subprocess.run([sys.executable, "-m", "codemem", "train"], cwd=workdir, env=child_env(), capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
     resumed, resumed_logs = outputs()
     pd.testing.assert_frame_equal(two[columns], resumed[columns])
     assert all(np.array_equal(v, resumed_logs[k]) for k, v in two_logs.items())

@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -63,7 +65,7 @@ def fingerprint(params: Params, files: list[Path], world: int = 1) -> str:
     the training code."""
     h = hashlib.sha256(training_code_digest().encode())
     # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers.
-    ignored = ("epochs", "device", "threads", "eval_batch_size")
+    ignored = ("epochs", "device", "threads", "eval_batch_size", "processes")  # processes: `world` below
     settings = {k: v for k, v in asdict(params.train).items() if k not in ignored}
     model_settings = {k: v for k, v in asdict(params.model_config()).items() if k != "epochs"}
     h.update(json.dumps([params.model, params.seed, params.noise, settings,
@@ -111,6 +113,8 @@ def load_checkpoint(path: Path, print_: str, epochs: int, device) -> dict | None
 def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     """Train; under torchrun (WORLD_SIZE > 1) data-parallel, see codemem.distributed: every rank runs
     this loop on its share of every global batch, gradients summed across ranks, only rank 0 writes."""
+    if params.train.processes > 1 and distributed.env_world() <= 1:
+        return launch(params, layout)
     if params.train.threads > 0:
         torch.set_num_threads(params.train.threads)
     device = choose_device(params.train.device)
@@ -122,6 +126,23 @@ def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     history = _run(params, layout, device, group)
     distributed.finish(group)
     return history
+
+
+def launch(params: Params, layout: Layout) -> list[dict]:
+    """`train.processes` > 1: rerun this very command (`python -m codemem train [-p FILE]`) under
+    torchrun with that many processes on this machine, and return the history rank 0 wrote."""
+    argv0 = Path(sys.argv[0])
+    if not (argv0.name == "__main__.py" and argv0.parent.name == "codemem"):
+        raise DeviceError("train.processes > 1 starts `python -m codemem train` under torchrun; "
+                          "call it that way (or torchrun yourself) rather than codemem.train.run")  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={params.train.processes}", "-m", "codemem", *sys.argv[1:]]  # fmt: skip
+    log(f"train: {params.train.processes} processes: {' '.join(cmd[1:])}")
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise DeviceError(f"the {params.train.processes} training processes under torchrun failed (their log above)")
+    import pandas as pd
+
+    return pd.read_csv(layout.epochs_csv).to_dict("records")
 
 
 def _run(params: Params, layout: Layout, device: torch.device, group: distributed.Group) -> list[dict]:
