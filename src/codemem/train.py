@@ -112,7 +112,8 @@ def load_checkpoint(path: Path, print_: str, epochs: int, device) -> dict | None
 
 def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     """Train; under torchrun (WORLD_SIZE > 1) data-parallel, see codemem.distributed: every rank runs
-    this loop on its share of every global batch, gradients summed across ranks, only rank 0 writes."""
+    this loop on its share of every global batch, gradients summed across ranks, only rank 0 writes
+    outputs and returns the history (the other ranks return [])."""
     if params.train.processes > 1 and distributed.env_world() <= 1:
         return launch(params, layout)
     if params.train.threads > 0:
@@ -219,8 +220,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
                 "history": history, "per_sample": per_sample,
             })  # fmt: skip
 
-    if not group.main:  # only rank 0 writes the outputs
-        return history
+    if not group.main:  # only rank 0 writes the outputs (and returns the history, which the CLI prints)
+        return []
     model_extra, arrays, counts = training.outputs()
     with io.atomic_dir(layout.model) as tmp:
         torch.save({"model": model.state_dict(), **model_extra}, tmp / "model.pt")
