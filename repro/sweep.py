@@ -4,6 +4,15 @@
     python repro/sweep.py --model code2vec --model code2seq # several models on the same data
     python repro/sweep.py --noise 0 --noise 1 --seed 0 --seed 1 --jobs 2
     python repro/sweep.py --set train.epochs=50             # any other -S override for every run
+    python repro/sweep.py --gpus 0,1,2,3                    # one DVC queue worker per GPU
+    python repro/sweep.py --shard 1/2 --push origin         # machine 1 of 2: its half, then push it
+
+Many GPUs: `--gpus 0,1,...` queues the experiments and starts one DVC queue worker per listed GPU,
+each seeing only its GPU (CUDA_VISIBLE_DEVICES), so N experiments train at once, one per GPU.
+Many machines: every machine clones the same commit, runs `--shard i/n` (the i-th of n interleaved
+shares of the grid, i = 1..n) and `--push <git remote>` (`dvc exp push`: the experiments' git refs
+to the shared git remote, their cached outputs to the default DVC remote); on any machine
+`dvc exp pull <git remote>` then `python -m codemem report` draws them together.
 
 Each grid point is one `dvc exp run -S noise=.. -S model=.. [-S seed=..]`, named
 `<model>-<dataset>-n<noise>[-s<seed>]`. By default experiments run one after another in the
@@ -118,7 +127,7 @@ def stop_workers(timeout: float = 120) -> None:
     console.print(f"[yellow]DVC queue workers {live_workers()} still alive; `dvc queue stop --kill` ends them")
 
 
-def queued(points: list[dict], extra: list[str], jobs: int) -> list[dict]:
+def queued(points: list[dict], extra: list[str], jobs: int, gpus: list[str] | None = None) -> list[dict]:
     before = set(queue_tasks())  # tasks of earlier sweeps stay listed; ours are the new ones
     for point in points:
         done = run(["dvc", "exp", "run", "--queue", "-n", point["name"], *overrides(point, extra)])
@@ -128,11 +137,15 @@ def queued(points: list[dict], extra: list[str], jobs: int) -> list[dict]:
     began = time.perf_counter()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        start = run(["dvc", "queue", "start", "-j", str(jobs)])
-        if start.returncode != 0:
-            raise RuntimeError(f"dvc queue start failed: {start.stderr.strip()}")
+        if gpus:
+            start_gpu_workers(gpus)
+        else:
+            start = run(["dvc", "queue", "start", "-j", str(jobs)])
+            if start.returncode != 0:
+                raise RuntimeError(f"dvc queue start failed: {start.stderr.strip()}")
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task(f"sweep: {jobs} DVC queue workers", total=len(ours))
+            task = progress.add_task(f"sweep: {jobs} DVC queue workers" + (f" on GPUs {','.join(gpus)}" if gpus else ""),
+                                     total=len(ours))  # fmt: skip
             while True:
                 status = {rev: state for rev, (_, state) in queue_tasks().items() if rev in ours.values()}
                 progress.update(task, completed=sum(s in ("Success", "Failed") for s in status.values()))
@@ -153,6 +166,53 @@ def queued(points: list[dict], extra: list[str], jobs: int) -> list[dict]:
     return results
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/n` (1 <= i <= n) -> (i, n)."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes i/n, e.g. 1/4, not {text!r}") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: i must be 1..n")
+    return i, n
+
+
+def shard(points: list[dict], i: int, n: int) -> list[dict]:
+    """The i-th of n interleaved shares (i = 1..n): every grid point in exactly one share, and each
+    share a mix of models and noise levels, so shares take about as long."""
+    return points[i - 1 :: n]
+
+
+def start_gpu_workers(gpus: list[str]) -> None:
+    """One DVC queue worker per GPU, each with CUDA_VISIBLE_DEVICES=<its GPU>: DVC's own worker
+    processes (names and node names as `dvc queue start -j N` gives them, so `dvc queue status`/`stop`
+    and `live_workers` see them), started one by one so each gets its own environment."""
+    import hashlib
+
+    from dvc.repo import Repo
+    from dvc_task.proc.process import ManagedProcess
+
+    wdir = Repo(".").experiments.celery_queue.wdir
+    wdir_hash = hashlib.sha256(wdir.encode("utf-8")).hexdigest()[:6]
+    for num, gpu in enumerate(gpus, start=1):
+        cmd = ["dvc", "exp", "queue-worker", f"dvc-exp-{wdir_hash}-{num}@localhost"] + (["--clean"] if num == 1 else [])
+        ManagedProcess.spawn(cmd, wdir=wdir, name=f"dvc-exp-worker-{num}", env=os.environ | {"CUDA_VISIBLE_DEVICES": gpu})
+        console.print(f"DVC queue worker {num} on GPU {gpu}")
+
+
+def push(results: list[dict], remote: str) -> bool:
+    """`dvc exp push` the successful experiments: git refs to `remote`, outputs to the DVC remote."""
+    names = [r["name"] for r in results if r["ok"]]
+    if not names:
+        return True
+    done = run(["dvc", "exp", "push", "--force", remote, *names])
+    if done.returncode != 0:
+        console.print(f"[red]dvc exp push failed[/]: {(done.stderr or done.stdout).strip()[-2000:]}")
+        return False
+    console.print(f"pushed {len(names)} experiments to {remote}")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", help="model(s) to sweep (default: params.yaml's)")
@@ -161,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", action="append", type=int, help="seeds; each is its own experiment")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra -S override")
     parser.add_argument("--jobs", type=int, default=0, help="run through DVC's queue with N workers (0: sequential)")
+    parser.add_argument("--gpus", help="comma-separated GPU ids: one DVC queue worker per GPU (e.g. 0,1,2,3)")
+    parser.add_argument("--shard", type=parse_shard, metavar="I/N", help="run only the I-th of N shares of the grid")
+    parser.add_argument("--push", metavar="GIT_REMOTE", help="afterwards `dvc exp push` the experiments there")
     parser.add_argument("--dry-run", action="store_true", help="list the experiments and exit")
     args = parser.parse_args(argv)
     if shutil.which("dvc") is None:
@@ -169,15 +232,22 @@ def main(argv: list[str] | None = None) -> int:
     defaults = current_params()
     points = grid(args.model or [defaults["model"]], args.dataset or [defaults["dataset"]],
                   args.noise or list(STUDY_NOISE), args.seed)  # fmt: skip
+    if args.shard:
+        points = shard(points, *args.shard)
     if args.dry_run:
         for point in points:
             print(point["name"], " ".join(overrides(point, args.set)))
         return 0
-    results = queued(points, args.set, args.jobs) if args.jobs else sequential(points, args.set)
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
+    if gpus:
+        results = queued(points, args.set, len(gpus), gpus=gpus)
+    else:
+        results = queued(points, args.set, args.jobs) if args.jobs else sequential(points, args.set)
     failed = [r["name"] for r in results if not r["ok"]]
     console.print(f"{len(results) - len(failed)} of {len(results)} experiments succeeded"
                   + (f"; failed: {', '.join(failed)}" if failed else ""))  # fmt: skip
-    return 1 if failed else 0
+    pushed = push(results, args.push) if args.push else True
+    return 1 if failed or not pushed else 0
 
 
 if __name__ == "__main__":

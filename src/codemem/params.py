@@ -58,6 +58,9 @@ class TrainParams:
     eval_batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads, 0 = torch's default
+    # Data-parallel processes for one run (codemem.distributed): > 1 makes `python -m codemem train`
+    # start itself under torchrun, one process per GPU (or CPU share). 1 = one process.
+    processes: int = 1
     csr: bool = True  # critical sample ratio every epoch (MethodName)
     # What the per-epoch measurements are (each figure and metrics.json say which):
     # study: as the authors' logging patches: Gini over the per-sample training losses logged inside
@@ -219,6 +222,7 @@ def validate(p: Params) -> None:
     checks = [
         (p.train.epochs >= 0, "train.epochs must be >= 0 (0 = the model's default)"),
         (p.train.batch_size >= 1, "train.batch_size must be >= 1"),
+        (p.train.processes >= 1, "train.processes must be >= 1"),
         (p.train.eval_batch_size >= 1, "train.eval_batch_size must be >= 1"),
         (p.extract.max_contexts >= 1, "extract.max_contexts must be >= 1"),
         (p.extract.max_contexts_stored >= p.extract.max_contexts,

@@ -134,6 +134,12 @@ class MethodNameRunner(Training):
         self._in_step_loss[idx.numpy()] = per_sample.detach().float().cpu().numpy()
         return loss, len(idx)
 
+    def gather_in_step(self, group) -> None:
+        if group.active:  # each rank filled its own positions; the others are 0
+            from codemem.distributed import all_gather_objects
+
+            self._in_step_loss = np.sum(all_gather_objects(self._in_step_loss, group), axis=0, dtype=np.float32)
+
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
         """The epoch's F1, Gini, CSR and scores. Gini: `study` over the per-sample losses of this
         epoch's training steps (dropout on, the weights moving within the epoch, as the authors'

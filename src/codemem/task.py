@@ -52,6 +52,18 @@ class Training(ABC):
         """After the epoch: (its row of plots/epochs.csv without epoch, train_loss and timings; the
         per-sample arrays to log, one value per measured sample)."""
 
+    def shard_loss(self, part, batch) -> torch.Tensor:
+        """Data-parallel training: this rank's term of the loss of the global `batch`, computed on its
+        share `part` only, such that the ranks' terms sum to `loss(batch)`. This default is exact for
+        a loss that is a mean over the batch's samples: the share's mean weighted by its size."""
+        loss, size = self.loss(part)
+        return loss * (size / len(batch))
+
+    def gather_in_step(self, group) -> None:
+        """Data-parallel training (codemem.distributed.Group, world > 1): after the epoch's steps, put
+        every rank's in-step per-sample records together on every rank, before `measure`. A task
+        that records nothing inside its steps has nothing to do."""
+
     @abstractmethod
     def summary(self, row: dict) -> str:
         """The epoch's row as one log line."""

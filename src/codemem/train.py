@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codemem import io, task
+from codemem import distributed, io, task
 from codemem.errors import DeviceError
 from codemem.io import PROJECT, Layout, sha256_file
 from codemem.models import count_trainable
@@ -33,6 +35,8 @@ from codemem.progress import log, progress_bar
 
 
 def choose_device(name: str) -> torch.device:
+    if distributed.env_world() > 1 and name in ("auto", "cuda"):  # under torchrun: this rank's GPU
+        name = distributed.local_device_name() if name == "auto" or torch.cuda.is_available() else name
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -43,8 +47,8 @@ def choose_device(name: str) -> torch.device:
 # The code a checkpoint's numbers depend on: after a change to any of it DVC reruns train, which must
 # then start over rather than resume the old code's run.
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = ["train.py", "task.py", "io.py", "metrics.py", "methodname.py", "runners.py", "varmisuse.py",
-                 "varmisuse_training.py", "models", "extract/great.py"]  # fmt: skip
+TRAINING_CODE = ["train.py", "distributed.py", "task.py", "io.py", "metrics.py", "methodname.py", "runners.py",
+                 "varmisuse.py", "varmisuse_training.py", "models", "extract/great.py"]  # fmt: skip
 
 
 def training_code_digest() -> str:
@@ -56,16 +60,18 @@ def training_code_digest() -> str:
     return h.hexdigest()
 
 
-def fingerprint(params: Params, files: list[Path]) -> str:
+def fingerprint(params: Params, files: list[Path], world: int = 1) -> str:
     """What a checkpoint must match to be resumed: the inputs, every setting that shapes training and
     the training code."""
     h = hashlib.sha256(training_code_digest().encode())
     # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers.
-    ignored = ("epochs", "device", "threads", "eval_batch_size")
+    ignored = ("epochs", "device", "threads", "eval_batch_size", "processes")  # processes: `world` below
     settings = {k: v for k, v in asdict(params.train).items() if k not in ignored}
     model_settings = {k: v for k, v in asdict(params.model_config()).items() if k != "epochs"}
     h.update(json.dumps([params.model, params.seed, params.noise, settings,
                          model_settings, params.extract.max_contexts], sort_keys=True).encode())  # fmt: skip
+    if world > 1:  # a data-parallel run's numbers depend on its number of processes (within a tolerance)
+        h.update(f"world={world}".encode())
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()
@@ -105,9 +111,43 @@ def load_checkpoint(path: Path, print_: str, epochs: int, device) -> dict | None
 
 
 def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
+    """Train; under torchrun (WORLD_SIZE > 1) data-parallel, see codemem.distributed: every rank runs
+    this loop on its share of every global batch, gradients summed across ranks, only rank 0 writes
+    outputs and returns the history (the other ranks return [])."""
+    if params.train.processes > 1 and distributed.env_world() <= 1:
+        return launch(params, layout)
     if params.train.threads > 0:
         torch.set_num_threads(params.train.threads)
     device = choose_device(params.train.device)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    group = distributed.init(device)
+    # No `finally`: a rank that fails must exit, not wait at a barrier the others never reach; torchrun
+    # then stops the other ranks.
+    history = _run(params, layout, device, group)
+    distributed.finish(group)
+    return history
+
+
+def launch(params: Params, layout: Layout) -> list[dict]:
+    """`train.processes` > 1: rerun this very command (`python -m codemem train [-p FILE]`) under
+    torchrun with that many processes on this machine, and return the history rank 0 wrote."""
+    argv0 = Path(sys.argv[0])
+    if not (argv0.name == "__main__.py" and argv0.parent.name == "codemem"):
+        raise DeviceError("train.processes > 1 starts `python -m codemem train` under torchrun; "
+                          "call it that way (or torchrun yourself) rather than codemem.train.run")  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc-per-node={params.train.processes}", "-m", "codemem", *sys.argv[1:]]  # fmt: skip
+    log(f"train: {params.train.processes} processes: {' '.join(cmd[1:])}")
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise DeviceError(f"the {params.train.processes} training processes under torchrun failed (their log above)")
+    import pandas as pd
+
+    return pd.read_csv(layout.epochs_csv).to_dict("records")
+
+
+def _run(params: Params, layout: Layout, device: torch.device, group: distributed.Group) -> list[dict]:
+    say = log if group.main else (lambda _message: None)
     # Some CPU kernels (index_put with accumulation, in code2seq's backward) reduce in parallel in a
     # varying order; the deterministic variants make same params give the same metrics.
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -115,56 +155,95 @@ def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     torch.manual_seed(params.seed)  # initialisation (data loading draws nothing from torch)
     training = spec.prepare(params, layout, device)
     model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
-    log(f"train: {params.model} on {device}, {training.describe()}, {count_trainable(model):,} parameters, "
+    distributed.broadcast_parameters(model, group)
+    if group.active:
+        training.group = group  # a task may split its measurements across the ranks (VarMisuse does)
+    where = f"{device} x {group.world} processes" if group.active else f"{device}"
+    say(f"train: {params.model} on {where}, {training.describe()}, {count_trainable(model):,} parameters, "
         f"{params.epochs} {training.unit}s")  # fmt: skip
 
-    print_ = fingerprint(params, training.input_files)
+    print_ = fingerprint(params, training.input_files, group.world)
     history: list[dict] = []
     per_sample: dict[str, list[np.ndarray]] = {}
     start = 0
-    if state := load_checkpoint(layout.checkpoint, print_, params.epochs, device):
+    state = None
+    if group.main:  # rank 0 reads (or sets aside) the checkpoint; the others get its state from rank 0
+        state = load_checkpoint(layout.checkpoint, print_, params.epochs, "cpu" if group.active else device)
+    if state := distributed.broadcast_object(state, group):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         history, per_sample, start = state["history"], state["per_sample"], state["epoch"]
-        log(f"train: resuming after {training.unit} {start} from {layout.checkpoint}")
+        say(f"train: resuming after {training.unit} {start} from {layout.checkpoint}")
 
     for epoch in range(start, params.epochs):
         began = time.perf_counter()
         model.train()
         torch.manual_seed(params.seed * 100_003 + epoch)  # dropout, order, sampling: a function of (seed, epoch)
         total = 0.0
-        for batch in progress_bar(training.batches(epoch), description=f"{training.unit} {epoch + 1}/{params.epochs}"):
-            loss, size = training.loss(batch)
+        batches = training.batches(epoch)
+        if group.active:  # every rank drew the same batches; dropout and sampling differ between ranks
+            torch.manual_seed((params.seed * 100_003 + epoch) * 1_009 + group.rank + 1)
+        description = f"{training.unit} {epoch + 1}/{params.epochs}"
+        for batch in progress_bar(batches, description=description) if group.main else batches:
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if group.active:
+                total += _shard_backward(training, batch, group)
+                distributed.average_gradients(model, group)
+            else:
+                loss, size = training.loss(batch)
+                loss.backward()
+                total += loss.item() * size
             if training.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), training.clip_norm)
             optimizer.step()
-            total += loss.item() * size
         if scheduler is not None:
             scheduler.step()
+        total = distributed.sum_scalar(total, group, device)
+        training.gather_in_step(group)  # the in-step per-sample losses of every rank, on every rank
         trained = time.perf_counter() - began  # the optimisation alone, apart from the measurements
 
+        # Every rank holds the same model (the same updates everywhere): MethodName measures it whole on
+        # every rank; VarMisuse splits its measured samples across the ranks and gathers them.
         measured, logged = training.measure(epoch)
         row = {"epoch": epoch + 1, "train_loss": total / max(training.samples_per_epoch, 1), **measured,
                "train_seconds": round(trained, 3), "seconds": round(time.perf_counter() - began, 3)}  # fmt: skip
         history.append(row)
         for key, values in logged.items():
             per_sample.setdefault(key, []).append(values)
-        log(f"{training.unit} {epoch + 1}: {training.summary(row)}  ({row['seconds']:.1f} s)")
-        save_checkpoint(layout.checkpoint, {
-            "fingerprint": print_, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler else None, "history": history, "per_sample": per_sample,
-        })  # fmt: skip
+        say(f"{training.unit} {epoch + 1}: {training.summary(row)}  ({row['seconds']:.1f} s)")
+        if group.main:
+            save_checkpoint(layout.checkpoint, {
+                "fingerprint": print_, "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+                "history": history, "per_sample": per_sample,
+            })  # fmt: skip
 
+    if not group.main:  # only rank 0 writes the outputs (and returns the history, which the CLI prints)
+        return []
     model_extra, arrays, counts = training.outputs()
     with io.atomic_dir(layout.model) as tmp:
         torch.save({"model": model.state_dict(), **model_extra}, tmp / "model.pt")
     with io.atomic_dir(layout.logs) as tmp:
         np.savez_compressed(tmp / "per_sample.npz", **{k: np.stack(v) for k, v in per_sample.items()}, **arrays)
         counts |= {"parameters": count_trainable(model), "device": str(device)}
+        if group.active:
+            counts["processes"] = group.world
         (tmp / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
     io.write_epochs_csv(history, layout.epochs_csv, spec.epoch_columns)
     return history
+
+
+def _shard_backward(training: task.Training, batch, group: distributed.Group) -> float:
+    """This rank's share of one global batch: its term of the batch's loss (`Training.shard_loss`,
+    the terms of all ranks summing to the loss of the whole batch, so the gradients summed over the
+    ranks are the whole batch's), backward. Returns the term times the batch size (the ranks' sum:
+    the epoch's train_loss numerator, as one process adds it). A rank whose share is empty (a batch
+    smaller than the world) computes nothing and adds zero gradients."""
+    part = distributed.shard(batch, group)
+    if len(part) == 0:
+        return 0.0
+    term = training.shard_loss(part, batch)
+    term.backward()
+    return term.item() * len(batch)

@@ -286,19 +286,44 @@ class VarMisuseTraining(Training):
         self._in_step = {"loc": [], "repair": []}
         chosen = step_samples(len(self.train), self.samples_per_epoch, epoch, self.seed)
         rng = np.random.default_rng([self.seed, 4, epoch])
-        return [chosen[p] for p in token_budget_batches(self.train.lengths[chosen], self.config.max_batch_tokens, rng)]
+        batches = [chosen[p] for p in token_budget_batches(self.train.lengths[chosen], self.config.max_batch_tokens, rng)]
+        self._batch_sizes = [len(b) for b in batches]
+        return batches
 
-    def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
+    def gather_in_step(self, group) -> None:
+        """Each rank logged its shares `batch[rank::world]` (none where a batch had fewer samples than
+        its rank): put them back in the batches' order, as one process logs them."""
+        if not group.active:
+            return
+        from codemem.distributed import all_gather_objects, interleave
+
+        for key in ("loc", "repair"):
+            ranks = [iter(pieces) for pieces in all_gather_objects(self._in_step[key], group)]
+            empty = np.zeros(0, np.float32)
+            self._in_step[key] = [interleave([next(ranks[r]) if size > r else empty for r in range(group.world)])
+                                  for size in self._batch_sizes]  # fmt: skip
+
+    def _step_losses(self, positions: np.ndarray):
         batch = collate(self.train, positions, self.device)
         _, (loc_loss, rep_loss) = forward(self.model, batch)
         # What the study's patch logs inside the step (LOC_LOSS_SAMP, TGT_LOSS_SAMP), dropout on.
         self._in_step["loc"].append(loc_loss.detach().float().cpu().numpy())
         self._in_step["repair"].append(rep_loss.detach().float().cpu().numpy())
+        return batch, loc_loss, rep_loss
+
+    def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
+        batch, loc_loss, rep_loss = self._step_losses(positions)
         return vm.reduce_losses(loc_loss, rep_loss, batch.has_bug), len(positions)
 
+    def shard_loss(self, part: np.ndarray, positions: np.ndarray) -> torch.Tensor:
+        """reduce_losses' two means over the whole batch `positions` (the repair one over its buggy
+        samples), of which this rank sums its share `part`: the ranks' terms add up to loss(positions)."""
+        _, loc_loss, rep_loss = self._step_losses(part)
+        buggy = torch.tensor(float(self.train.has_bug[positions].sum()), device=rep_loss.device)
+        return loc_loss.sum() / len(positions) + rep_loss.sum() / (buggy + 1e-9)
+
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
-        tr = measure(self.model, self.train, self.train_measured, self.config, self.device)
-        te = measure(self.model, self.test, self.test_measured, self.config, self.device)
+        tr, te = self._measure(self.train, self.train_measured), self._measure(self.test, self.test_measured)
         s_tr, s_te = summarize(tr, repair_gini_over_all=self.study), summarize(te, repair_gini_over_all=self.study)
         in_step = {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in self._in_step.items()}
         if self.study:  # Gini over the step's own training losses, as logged inside the step
@@ -317,6 +342,18 @@ class VarMisuseTraining(Training):
                   "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"],
                   "in_step_loc_loss": in_step["loc"], "in_step_repair_loss": in_step["repair"]}  # fmt: skip
         return row, {k: v.astype(np.float32) for k, v in logged.items()}
+
+    def _measure(self, split: Split, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """`measure`; under data-parallel training (`group`, set by codemem.train) each rank measures
+        its share idx[rank::world] and every rank gets the whole set back, in order."""
+        group = getattr(self, "group", None)
+        if group is None or not group.active:
+            return measure(self.model, split, idx, self.config, self.device)
+        from codemem.distributed import all_gather_objects, interleave
+
+        parts = all_gather_objects(measure(self.model, split, idx[group.rank :: group.world], self.config, self.device),
+                                   group)  # fmt: skip
+        return {k: interleave([part[k] for part in parts]) for k in parts[0]}
 
     def summary(self, row: dict) -> str:
         return (f"train loss {row['train_loss']:.3f}  loc/repair acc train {row['train_loc_acc']:.3f}/"

@@ -238,7 +238,7 @@ class _Syn:
     """A node JavaParser has and tree-sitter lacks (ExpressionStmt around a local variable declaration,
     VariableDeclarationExpr/VariableDeclarator in a for-each, Parameter of `x -> ...`)."""
 
-    __slots__ = ("type", "kids")
+    __slots__ = ("kids", "type")
 
     def __init__(self, typ: str, kids: list):
         self.type, self.kids = typ, kids
@@ -247,7 +247,7 @@ class _Syn:
 class _Leaf:
     """One `[]` of a `dimensions` node: JavaParser has an ArrayBracketPair / ArrayCreationLevel per pair."""
 
-    __slots__ = ("type", "start_byte", "end_byte")
+    __slots__ = ("end_byte", "start_byte", "type")
 
     def __init__(self, start: int, end: int):
         self.type, self.start_byte, self.end_byte = "dimensions", start, end

@@ -1,0 +1,148 @@
+"""Data-parallel training under `torchrun`: one process per GPU (NCCL) or per CPU share (gloo).
+
+    torchrun --standalone --nproc-per-node 8 -m codemem train     # one machine, 8 GPUs
+
+codemem.train's one loop runs in every process. Every rank builds the same Training (same seed:
+the same initial weights, the same batches in the same order); each takes its share `batch[rank::world]`
+of every global batch, computes its loss and backward, and the gradients are summed across ranks
+with `all_reduce` (each rank's loss weighted by its share of the global batch), so the optimizer
+step equals the one-process step on the whole batch for a loss that is a mean over the batch. The
+global batch (`train.batch_size`, VarMisuse's token budget) is the same as with one process.
+
+Outside torchrun (no WORLD_SIZE in the environment, or WORLD_SIZE=1) nothing here does anything:
+`Group.world == 1`, every helper returns its input, and one-process training is unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Group:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = Group()
+
+
+def env_world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init(device: torch.device) -> Group:
+    """Join torchrun's process group (from RANK, WORLD_SIZE, MASTER_ADDR/PORT) if there is one:
+    NCCL when training on CUDA, gloo on CPU. A long timeout: ranks wait at collectives while rank 0
+    writes checkpoints."""
+    if env_world() <= 1:
+        return SINGLE
+    group = Group(int(os.environ["RANK"]), env_world(), int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=datetime.timedelta(hours=2))
+    return group
+
+
+def local_device_name() -> str:
+    """`train.device: auto` under torchrun: this process's GPU (cuda:LOCAL_RANK), else the CPU."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+
+
+def shard(batch, group: Group):
+    """This rank's share of a global batch (a tensor or array of sample positions)."""
+    return batch[group.rank :: group.world] if group.active else batch
+
+
+def average_gradients(model: torch.nn.Module, group: Group) -> None:
+    """Sum every parameter's gradient over the ranks (each rank's loss already weighted by its share
+    of the global batch). A parameter a rank did not reach (grad None) contributes zeros; all
+    gradients go in one flat buffer, one collective per step."""
+    if not group.active:
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    # A gradient stays None (the optimizer then skips the parameter) only where it is None on every rank.
+    reached = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
+    dist.all_reduce(reached, op=dist.ReduceOp.MAX)
+    params = [p for p, r in zip(params, reached.tolist()) if r]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+        offset += n
+
+
+def sum_scalar(value: float, group: Group, device: torch.device) -> float:
+    if not group.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def all_gather_objects(obj, group: Group) -> list:
+    """Every rank's `obj`, in rank order (pickled; for small per-sample arrays)."""
+    if not group.active:
+        return [obj]
+    out = [None] * group.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj, group: Group):
+    """Rank 0's `obj` on every rank."""
+    if not group.active:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def broadcast_parameters(model: torch.nn.Module, group: Group) -> None:
+    """Rank 0's weights on every rank (the same seed gives them anyway; this makes sure)."""
+    if not group.active:
+        return
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def interleave(pieces: list[np.ndarray]) -> np.ndarray:
+    """Per-sample values of a batch from its shards `batch[r::world]`, back in the batch's order."""
+    out = np.empty(sum(len(p) for p in pieces), dtype=pieces[0].dtype if pieces else np.float32)
+    for r, piece in enumerate(pieces):
+        out[r :: len(pieces)] = piece
+    return out
+
+
+def barrier(group: Group) -> None:
+    if group.active:
+        dist.barrier()
+
+
+def finish(group: Group) -> None:
+    if group.active and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
