@@ -201,4 +201,6 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
         logits = study.model(study.inputs["test"])
     top10 = torch.softmax(logits.topk(min(10, logits.shape[1])).values, -1)[:, 0]
     assert np.allclose(scores, top10.numpy(), atol=1e-6)
-    assert (scores >= full_scores - 1e-6).all() and not np.allclose(scores, full_scores)
+    # Never below the full softmax's; the same when the top 10 holds the whole vocabulary (3 names here).
+    assert (scores >= full_scores - 1e-6).all()
+    assert np.allclose(scores, full_scores, atol=1e-5) == (len(study.names) <= 10)
