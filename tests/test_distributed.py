@@ -59,6 +59,20 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if not c.endswith("seconds")]
 
 
+def one_then_two_processes(workdir, values):
+    """The pipeline up to train in one process, then train again under torchrun with two."""
+    write_params(workdir / "params.yaml", values)
+    params = load("params.yaml")
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    one = pd.DataFrame(train.run(params))
+    one_logs = dict(np.load("build/logs/per_sample.npz"))
+    shutil.rmtree("build/checkpoints")
+    torchrun(workdir)
+    return (one, one_logs, *outputs())
+
+
 def test_shards_and_interleave_put_a_batch_back_in_order():
     group = distributed.Group(rank=1, world=3)
     batch = np.arange(10)
@@ -75,17 +89,7 @@ def test_code2vec_two_processes_equal_one_and_resume(workdir, tiny_corpus):
         "train": {"epochs": 2, "batch_size": 32, "threads": 1},
         "code2vec": {"dropout_keep": 1.0},  # dropout off: the same computation, split in two
     }  # fmt: skip
-    write_params(workdir / "params.yaml", values)
-    params = load("params.yaml")
-    fetch.run(params)
-    extract.run(params)
-    corrupt.run(params)
-    one = pd.DataFrame(train.run(params))
-    one_logs = dict(np.load("build/logs/per_sample.npz"))
-    shutil.rmtree("build/checkpoints")
-
-    torchrun(workdir)
-    two, two_logs = outputs()
+    one, one_logs, two, two_logs = one_then_two_processes(workdir, values)
     columns = metric_columns(one)
     # Float summation order only: the same predictions, losses equal to ~1e-6.
     pd.testing.assert_frame_equal(one[columns], two[columns], check_exact=False, atol=1e-5, rtol=1e-5)
@@ -123,17 +127,7 @@ def test_great_two_processes_follow_one(workdir):
         "train": {"epochs": 2, "samples_per_step": 48, "measure_samples": 40, "heldout": "eval", "threads": 1},
         "great": TINY_GREAT | {"dropout": 0.0},
     }  # fmt: skip
-    write_params(workdir / "params.yaml", values)
-    params = load("params.yaml")
-    fetch.run(params)
-    extract.run(params)
-    corrupt.run(params)
-    one = pd.DataFrame(train.run(params))
-    one_logs = dict(np.load("build/logs/per_sample.npz"))
-    shutil.rmtree("build/checkpoints")
-
-    torchrun(workdir)
-    two, two_logs = outputs()
+    one, one_logs, two, two_logs = one_then_two_processes(workdir, values)
     # Each rank's term weights by the whole batch's counts (Training.shard_loss): float order only.
     pd.testing.assert_frame_equal(one[metric_columns(one)], two[metric_columns(one)], check_exact=False,
                                   atol=1e-4, rtol=1e-4)  # fmt: skip
