@@ -28,6 +28,7 @@ from codemem.models.code2seq import (
     original_variables,
     parameter_shape_mapping,
     predicted_subtokens,
+    study_scores,
     target_step_mask,
 )
 
@@ -414,6 +415,37 @@ def test_greedy_score_averages_only_decoded_steps():
     p = [math.exp(v) / (math.exp(v) + VOCABS[2] - 1) for v in (4.0, 1.0)]
     assert ids.tolist() == [[5, 0, 0, 0, 0, 0, 0]]
     assert score.item() == pytest.approx(sum(p) / 2, rel=1e-5)
+
+
+def test_study_score_is_a_softmax_over_the_top_10_logits_over_the_prediction_steps():
+    """The study's patch: each step scored by the top-1 of a softmax over its 10 largest logits,
+    averaged over the first len(filtered prediction) steps; the full softmax would score far lower
+    with a flat tail of many targets."""
+    torch.manual_seed(0)
+    model = Code2Seq(*VOCABS).eval()
+    batch, _ = make_batch(4, batch=1)
+
+    class Steps(nn.Module):  # step 0: sub-token 5 at 4.0; step 1: the end token at 1.0; then 3 at 0.5
+        calls = 0
+
+        def forward(self, x):
+            logits = torch.zeros(1, VOCABS[2])
+            logits[0, [5, EOS_ID, 3][min(self.calls, 2)]] = [4.0, 1.0, 0.5][min(self.calls, 2)]
+            self.calls += 1
+            return logits
+
+    model.projection = Steps()
+    ids, steps = model.greedy(*inputs_only(batch), top_k=10, full=True)
+    top10 = [math.exp(v) / (math.exp(v) + 9) for v in (4.0, 1.0, 0.5, 0.5)]
+    assert steps[0, :4].tolist() == pytest.approx(top10, rel=1e-5)
+    # Prediction "5" then (after the end token, which dynamic_decode keeps decoding) "3 3 3 3 3":
+    # six sub-tokens, so the first six steps count; with only "5" (cut batch) the first one.
+    assert study_scores(steps, torch.tensor([1]))[0].item() == pytest.approx(top10[0], rel=1e-5)
+    six = (top10[0] + top10[1] + 4 * top10[2]) / 6
+    assert study_scores(steps, torch.tensor([6]))[0].item() == pytest.approx(six, rel=1e-5)
+    assert study_scores(steps, torch.tensor([0]))[0].item() == 0.0  # an empty prediction
+    full = math.exp(4.0) / (math.exp(4.0) + VOCABS[2] - 1)
+    assert top10[0] > full + 0.01  # what a full-softmax score would have given
 
 
 def test_target_step_mask_counts_subtokens_and_first_eos():

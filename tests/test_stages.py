@@ -129,6 +129,8 @@ def test_code2seq_measures_as_the_original_evaluates(workdir, tiny_corpus):
     # and losses must still be what the model gives each sample alone on its 200 slots, and the
     # predicted names what the original's evaluation gives: batches of `batch_size` in order, each
     # decoded until its last sequence ends, every step's sub-token kept but <UNK>/<PAD>/</S>.
+    # `study` scores: over the first len(prediction) steps, the top-1 of a softmax over the top-10
+    # logits, averaged; `clean`: the full softmax's top-1 averaged over the sample's own steps.
     import torch
 
     from codemem import io
@@ -142,17 +144,27 @@ def test_code2seq_measures_as_the_original_evaluates(workdir, tiny_corpus):
     torch.manual_seed(0)
     runner = Code2SeqRunner(io.load_samples(), io.load_noisy_labels(), 200, torch.device("cpu"),
                             params.model_config())  # fmt: skip
+    assert runner.study
     losses, scores, names = runner.measure_split("test", batch_size=7)
     inputs = runner.inputs["test"]
     assert (inputs[..., 1] < 0).any()  # there is padding to cut
     for start in range(0, len(inputs), 7):
         ids, _ = runner.model.greedy(*runner._batch(inputs[start : start + 7]))  # one of the original's batches
-        assert names[start : start + 7] == [runner._name(row) for row in ids.tolist()]
+        expected = ["|".join(code2seq.predicted_subtokens(row, runner.targets)) or None for row in ids.tolist()]
+        assert names[start : start + 7] == expected
+    runner.study = False
+    _, clean_scores, clean_names = runner.measure_split("test", batch_size=7)
+    assert clean_names == names
     for i in range(len(inputs)):
-        ids, score, loss = runner.model.greedy_and_loss(*runner._batch(inputs[i : i + 1]), runner.labels["test"][i : i + 1])
-        assert scores[i] == pytest.approx(score.item(), abs=1e-5)
+        one = runner._batch(inputs[i : i + 1])
+        ids, score, loss = runner.model.greedy_and_loss(*one, runner.labels["test"][i : i + 1])
+        assert clean_scores[i] == pytest.approx(score.item(), abs=1e-5)
         assert losses[i] == pytest.approx(loss.item(), abs=1e-4)
+        _, steps = runner.model.greedy(*one, full=True, top_k=10)
+        k = len(names[i].split("|")) if names[i] else 0
+        assert scores[i] == pytest.approx(steps[0, :k].mean().item() if k else 0.0, abs=1e-5)
     assert not {p for n in names if n for p in n.split("|")} & set(code2seq.FILTERED_TARGETS)
+    assert (scores != clean_scores).any()
 
 
 def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tiny_corpus):

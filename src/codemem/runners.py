@@ -331,7 +331,9 @@ class Code2SeqRunner(MethodNameRunner):
     def measure_split(self, split: str, batch_size: int):
         """Per-sample (loss or None, score, predicted name or None). Training samples are measured
         on their first max_contexts stored contexts (a fixed uniform subset). Loss = mean per-step
-        cross-entropy; score = mean top-1 probability over the predicted steps (the study).
+        cross-entropy. Score: `study` as the authors' patch (`code2seq.study_scores`: over the first
+        len(prediction) steps, the top-1 probability of a softmax over the top-10 logits, averaged);
+        `clean` the mean top-1 probability of the full softmax over the sample's own steps.
 
         Predictions are what the original's evaluation gives with `batch_size` samples a batch in
         order: every decoded step's sub-token (after the end token too) until the batch's last
@@ -346,23 +348,27 @@ class Code2SeqRunner(MethodNameRunner):
         slots = torch.arange(1, inputs.shape[1] + 1)
         span = ((inputs[..., 1] >= 0) * slots).amax(1) if len(inputs) else slots[:0]
         order = torch.argsort(span, stable=True)
-        losses, scores = torch.zeros(len(inputs)), torch.zeros(len(inputs))
-        ids = torch.zeros(len(inputs), self.config.max_target_parts + 1, dtype=torch.long)
+        steps = self.config.max_target_parts + 1
+        top_k = code2seq.STUDY_SCORE_TOP_K if self.study else 0
+        losses = torch.zeros(len(inputs))
+        scores = torch.zeros((len(inputs), steps) if top_k else len(inputs))
+        ids = torch.zeros(len(inputs), steps, dtype=torch.long)
         for start in range(0, len(inputs), batch_size):
             idx = order[start : start + batch_size]
             batch = self._batch(inputs[idx, : max(int(span[idx].max()), 1)])
             if labels is not None:
-                decoded, score, loss = self.model.greedy_and_loss(*batch, labels[idx].to(self.device), full=True)
+                decoded, score, loss = self.model.greedy_and_loss(
+                    *batch, labels[idx].to(self.device), full=True, top_k=top_k)
                 losses[idx] = loss.float().cpu()
             else:
-                decoded, score = self.model.greedy(*batch, full=True)
+                decoded, score = self.model.greedy(*batch, full=True, top_k=top_k)
             ids[idx], scores[idx] = decoded.cpu(), score.float().cpu()
         ids = code2seq.cut_like_dynamic_decode(ids, batch_size)
-        predictions = [self._name(row) for row in ids.tolist()]
+        subtokens = [code2seq.predicted_subtokens(row, self.targets) for row in ids.tolist()]
+        predictions = ["|".join(s) or None for s in subtokens]
+        if top_k:
+            scores = code2seq.study_scores(scores, torch.tensor([len(s) for s in subtokens], dtype=torch.long))
         return (losses.numpy() if labels is not None else None), scores.numpy(), predictions
-
-    def _name(self, ids: list[int]) -> str | None:
-        return "|".join(code2seq.predicted_subtokens(ids, self.targets)) or None
 
     @staticmethod
     def f1(true, predicted) -> metrics.F1:

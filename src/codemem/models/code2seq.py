@@ -50,6 +50,7 @@ EOS_ID = PAD_ID
 # What the evaluation drops from a predicted (and the true) sequence: Common.filter_impossible_names
 # (common.py) removes exactly these; <S> is kept, as a sub-token no true name has.
 FILTERED_TARGETS = (UNK, PAD, EOS)
+STUDY_SCORE_TOP_K = 10  # the study's logging patch scores a step by a softmax over its top-10 logits
 TF_FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell adds this constant to the forget gate pre-activation
 
 
@@ -319,7 +320,7 @@ class Code2Seq(nn.Module):
 
     @torch.no_grad()
     def greedy(
-        self, source, path, path_lengths, target_terminal, context_mask, full: bool = False
+        self, source, path, path_lengths, target_terminal, context_mask, full: bool = False, top_k: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy decoding (BEAM_WIDTH = 0) of one batch; call `.eval()` first, as the original's test
         graph has no dropout.
@@ -329,30 +330,39 @@ class Code2Seq(nn.Module):
         As `dynamic_decode` without `impute_finished`: a sequence that has ended keeps its later
         outputs, and decoding stops once every sequence of the batch has ended (the steps not run
         are PAD). `full=True` runs all steps whatever the batch, for `cut_like_dynamic_decode`.
+        `top_k > 0` returns, in place of the score, every step's top-1 probability under a softmax
+        over that step's `top_k` largest logits, (B, steps): the study's patch averages those over
+        the first len(prediction) steps (`study_scores`).
         """
         mask = context_mask.bool()
-        return self._greedy(self.encode(source, path, path_lengths, target_terminal, mask), mask, full)
+        return self._greedy(self.encode(source, path, path_lengths, target_terminal, mask), mask, full, top_k)
 
     @torch.no_grad()
-    def greedy_and_loss(self, source, path, path_lengths, target_terminal, context_mask, target, full: bool = False):
+    def greedy_and_loss(
+        self, source, path, path_lengths, target_terminal, context_mask, target, full: bool = False, top_k: int = 0
+    ):
         """`greedy(...)` and the per-sample mean loss `forward(..., target)` from one encoding
         (the per-epoch measurement needs both)."""
         mask = context_mask.bool()
         contexts = self.encode(source, path, path_lengths, target_terminal, mask)
-        return (*self._greedy(contexts, mask, full), self._teacher_forced(contexts, mask, target))
+        return (*self._greedy(contexts, mask, full, top_k), self._teacher_forced(contexts, mask, target))
 
-    def _greedy(self, contexts, mask, full: bool = False):
+    def _greedy(self, contexts, mask, full: bool = False, top_k: int = 0):
         state, attention, keys = self._start(contexts, mask)
         n_steps = self.config.max_target_parts + 1
         ids = torch.full((mask.shape[0], n_steps), PAD_ID, dtype=torch.long, device=mask.device)
         prob_sum = torch.zeros(mask.shape[0], device=mask.device)  # float32 even under autocast
         n_decoded = torch.zeros_like(prob_sum)
+        step_top = torch.zeros(ids.shape, device=mask.device) if top_k else None
         prev = torch.full_like(ids[:, 0], SOS_ID)
         finished = torch.zeros_like(mask[:, 0])
         for t in range(n_steps):
             # GreedyEmbeddingHelper: the next input is the embedding of this step's argmax, ended or not.
             logits, state, attention = self._step(prev, state, attention, keys, contexts, mask)
             prob, prev = torch.softmax(logits.float(), dim=-1).max(-1)
+            if top_k:
+                top = logits.float().topk(min(top_k, logits.shape[-1]), dim=-1).values
+                step_top[:, t] = torch.softmax(top, dim=-1)[:, 0]
             running = ~finished
             ids[:, t] = prev
             prob_sum += prob * running
@@ -360,7 +370,7 @@ class Code2Seq(nn.Module):
             finished = finished | (prev == EOS_ID)
             if not full and bool(finished.all()):  # dynamic_decode stops once every sequence has ended
                 break
-        return ids, prob_sum / n_decoded
+        return ids, (step_top if top_k else prob_sum / n_decoded)
 
 
 def first_end_steps(ids: torch.Tensor) -> torch.Tensor:
@@ -379,6 +389,15 @@ def cut_like_dynamic_decode(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
         last = int(ends[start : start + batch_size].max())
         out[start : start + batch_size, last + 1 :] = PAD_ID
     return out
+
+
+def study_scores(step_top: torch.Tensor, prediction_lengths: torch.Tensor) -> torch.Tensor:
+    """The study's per-sample score (its logging patch): the mean of the per-step top-1
+    probabilities (softmax over each step's top-10 logits, `greedy(top_k=10)`) over the first k
+    steps, k = the number of sub-tokens in the filtered prediction; 0 for an empty prediction."""
+    k = prediction_lengths.clamp(max=step_top.shape[1])
+    first_k = torch.arange(step_top.shape[1], device=step_top.device) < k[:, None]
+    return (step_top * first_k).sum(1) / k.clamp(min=1)
 
 
 def predicted_subtokens(ids, targets: list[str]) -> list[str]:
