@@ -436,6 +436,7 @@ def test_study_score_is_a_softmax_over_the_top_10_logits_over_the_prediction_ste
 
     model.projection = Steps()
     ids, steps = model.greedy(*inputs_only(batch), top_k=10, full=True)
+    assert ids.tolist() == [[5, EOS_ID, 3, 3, 3, 3, 3]]
     top10 = [math.exp(v) / (math.exp(v) + 9) for v in (4.0, 1.0, 0.5, 0.5)]
     assert steps[0, :4].tolist() == pytest.approx(top10, rel=1e-5)
     # Prediction "5" then (after the end token, which dynamic_decode keeps decoding) "3 3 3 3 3":
