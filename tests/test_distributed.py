@@ -82,6 +82,14 @@ def test_shards_and_interleave_put_a_batch_back_in_order():
     assert distributed.shard(batch, distributed.SINGLE) is batch
 
 
+def test_batch_share_gives_each_rank_whole_batches():
+    assert distributed.batch_share(9, 4, distributed.Group(0, 2)).tolist() == [0, 1, 2, 3, 8]
+    assert distributed.batch_share(9, 4, distributed.Group(1, 2)).tolist() == [4, 5, 6, 7]
+    assert distributed.batch_share(3, 4, distributed.Group(1, 2)).tolist() == []
+    shares = [distributed.batch_share(10, 3, distributed.Group(r, 3)) for r in range(3)]
+    assert sorted(np.concatenate(shares).tolist()) == list(range(10))
+
+
 def test_code2vec_two_processes_equal_one_and_resume(workdir, tiny_corpus):
     values = {
         "fetch": {"source": str(tiny_corpus)}, "noise": 0.5,
@@ -110,6 +118,26 @@ def test_code2vec_two_processes_equal_one_and_resume(workdir, tiny_corpus):
     resumed, resumed_logs = outputs()
     pd.testing.assert_frame_equal(two[columns], resumed[columns])
     assert all(np.array_equal(v, resumed_logs[k]) for k, v in two_logs.items())
+
+
+def test_code2seq_two_processes_equal_one_measuring_in_halves(workdir, tiny_corpus):
+    """code2seq's predictions depend on the evaluation batches (dynamic_decode runs each batch until
+    its last sequence ends): each rank measures whole batches (every other one of 4 samples) and
+    the gathered measurements are the one-process run's. Dropout off and no more stored contexts
+    than the model takes (its per-step sampling then only reorders them): float order only."""
+    values = {
+        "model": "code2seq", "fetch": {"source": str(tiny_corpus)}, "noise": 0.5,
+        "extract": {"top_names": 3, "per_name": 40, "split": [0.6, 0.2, 0.2], "workers": 1,
+                    "max_contexts_stored": 200},
+        "train": {"epochs": 1, "batch_size": 32, "eval_batch_size": 4, "threads": 1},
+        "code2seq": {"embeddings_dropout_keep": 1.0, "rnn_dropout_keep": 1.0},
+    }  # fmt: skip
+    one, one_logs, two, two_logs = one_then_two_processes(workdir, values)
+    columns = metric_columns(one)
+    pd.testing.assert_frame_equal(one[columns], two[columns], check_exact=False, atol=1e-4, rtol=1e-4)
+    for key, value in one_logs.items():
+        np.testing.assert_allclose(two_logs[key], value, atol=1e-4, rtol=1e-4, err_msg=key)
+    assert one_logs["test_score"].shape[1] % 4 and one_logs["test_score"].shape[1] > 8  # 3+ batches, one short
 
 
 def small_corpus(root: Path) -> Path:

@@ -71,6 +71,13 @@ def shard(batch, group: Group):
     return batch[group.rank :: group.world] if group.active else batch
 
 
+def batch_share(n: int, batch_size: int, group: Group) -> np.ndarray:
+    """The positions of every world-th batch of `batch_size` among n (batch i on rank i % world),
+    in order: whole batches, for a measurement whose results depend on how samples are batched."""
+    starts = range(group.rank * batch_size, n, group.world * batch_size)
+    return np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts] or [np.zeros(0, dtype=np.int64)])
+
+
 def average_gradients(model: torch.nn.Module, group: Group) -> None:
     """Sum every parameter's gradient over the ranks (each rank's loss already weighted by its share
     of the global batch). A parameter a rank did not reach (grad None) contributes zeros; all

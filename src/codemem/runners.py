@@ -21,7 +21,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from codemem import io, metrics
+from codemem import distributed, io, metrics
 from codemem.io import Layout
 from codemem.metrics import OOV
 from codemem.models import code2seq, code2vec
@@ -47,6 +47,7 @@ class MethodNameRunner(Training):
     train_names: list[str]  # the noisy labels of the training samples kept (those with a context)
     train_kept: np.ndarray  # their positions in the training split
     vocab: dict[str, int]
+    group: distributed.Group = distributed.SINGLE  # data-parallel training sets it (codemem.train)
 
     def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device,
                  batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True, measure: str = "study"):  # fmt: skip
@@ -107,10 +108,33 @@ class MethodNameRunner(Training):
         as the study's logging patch recorded them)."""
 
     @abstractmethod
-    def measure_split(self, split: str, batch_size: int):
-        """Per-sample (loss or None, score, predicted name or None) on `split`, dropout off. The score
-        is the study's (`self.study`: the top-1 of a softmax over the top-10 logits) or the paper's
-        formula (the predicted name's probability under a softmax over the whole vocabulary)."""
+    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None):
+        """Per-sample (loss or None, score, predicted name or None) on `split` (its `rows` only, in
+        that order, if given), dropout off. The score is the study's (`self.study`: the top-1 of a
+        softmax over the top-10 logits) or the paper's formula (the predicted name's probability
+        under a softmax over the whole vocabulary)."""
+
+    def measure_shared(self, split: str, batch_size: int):
+        """`measure_split` on the whole split; under data-parallel training each rank measures every
+        world-th batch of `batch_size` (batch i on rank i % world: the batches are those of one
+        process, which code2seq's predictions depend on) and every rank gets the whole split back."""
+        group = self.group
+        if not group.active:
+            return self.measure_split(split, batch_size)
+        from codemem.distributed import all_gather_objects
+
+        n = len(self.inputs[split])
+        mine = distributed.batch_share(n, batch_size, group)
+        parts = all_gather_objects((mine, *self.measure_split(split, batch_size, rows=mine)), group)
+        losses = np.zeros(n, dtype=np.float32) if split in self.labels else None
+        scores, predictions = np.zeros(n, dtype=np.float32), [None] * n
+        for rows, loss, score, predicted in parts:
+            if losses is not None and len(rows):
+                losses[rows] = loss
+            scores[rows] = score
+            for row, name in zip(rows.tolist(), predicted):
+                predictions[row] = name
+        return losses, scores, predictions
 
     @staticmethod
     @abstractmethod
@@ -145,15 +169,15 @@ class MethodNameRunner(Training):
         epoch's training steps (dropout on, the weights moving within the epoch, as the authors'
         patch logged them); `clean` over a pass after the epoch (dropout off, one model)."""
         bs = self.eval_batch_size
-        after_epoch_loss, train_score, train_pred = self.measure_split("train", bs)
+        after_epoch_loss, train_score, train_pred = self.measure_shared("train", bs)
         train_loss = self._in_step_loss if self.study else after_epoch_loss
-        _, test_score, test_pred = self.measure_split("test", bs)
+        _, test_score, test_pred = self.measure_shared("test", bs)
         train_f1 = self.f1(self.train_names, train_pred)
         test_f1 = self.f1(self.true_test_names, test_pred)
         csr = (float("nan"), 0, 0)
         if self.csr and len(self.variant_owner):
             variant_pred = [test_pred[i] for i in self.variant_owner]  # unmeasured: unchanged contexts
-            _, _, measured = self.measure_split("variants", bs)
+            _, _, measured = self.measure_shared("variants", bs)
             for i, prediction in zip(np.flatnonzero(self.variant_measured).tolist(), measured):
                 variant_pred[i] = prediction
             csr = metrics.critical_sample_ratio(test_pred, variant_pred, self.variant_owner, len(test_pred))
@@ -224,11 +248,11 @@ class Code2VecRunner(MethodNameRunner):
         return per_sample.mean(), per_sample
 
     @torch.no_grad()
-    def measure_split(self, split: str, batch_size: int):
+    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None):
         """Per-sample (loss or None, score, predicted name or None); dropout off. The prediction is
         the first possible name among the top-k (code2vec)."""
         self.model.eval()
-        inputs, labels = self.inputs[split], self.labels.get(split)
+        inputs, labels = _rows(self.inputs[split], rows), _rows(self.labels.get(split), rows)
         losses, scores, predictions = [], [], []
         for start in range(0, len(inputs), batch_size):
             logits = self.model(inputs[start : start + batch_size].to(self.device))
@@ -243,6 +267,8 @@ class Code2VecRunner(MethodNameRunner):
             if labels is not None:
                 y = labels[start : start + batch_size].to(self.device)
                 losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="none").cpu())
+        if labels is not None and not losses:
+            losses = [torch.zeros(0)]
         return (torch.cat(losses).numpy() if losses else None), _cat(scores), predictions
 
     @staticmethod
@@ -328,7 +354,7 @@ class Code2SeqRunner(MethodNameRunner):
         return total.mean(), total / code2seq.target_step_mask(target).sum(1)
 
     @torch.no_grad()
-    def measure_split(self, split: str, batch_size: int):
+    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None):
         """Per-sample (loss or None, score, predicted name or None). Training samples are measured
         on their first max_contexts stored contexts (a fixed uniform subset). Loss = mean per-step
         cross-entropy. Score: `study` as the authors' patch (`code2seq.study_scores`: over the first
@@ -344,7 +370,8 @@ class Code2SeqRunner(MethodNameRunner):
         on jdk-top10 are padding; up to floating-point summation order).
         """
         self.model.eval()
-        inputs, labels = self.inputs[split][:, : self.max_contexts], self.labels.get(split)
+        inputs = _rows(self.inputs[split], rows)[:, : self.max_contexts]
+        labels = _rows(self.labels.get(split), rows)
         slots = torch.arange(1, inputs.shape[1] + 1)
         span = ((inputs[..., 1] >= 0) * slots).amax(1) if len(inputs) else slots[:0]
         order = torch.argsort(span, stable=True)
@@ -381,6 +408,10 @@ def _vocabulary(uses: Counter, max_size: int) -> list[str]:
     if len(uses) > max_size:
         return sorted(sorted(uses, key=lambda w: (-uses[w], w))[:max_size])
     return sorted(uses)
+
+
+def _rows(table: torch.Tensor | None, rows: np.ndarray | None) -> torch.Tensor | None:
+    return table if table is None or rows is None else table[torch.from_numpy(rows).long()]
 
 
 def _cat(xs: list[torch.Tensor]) -> np.ndarray:

@@ -157,7 +157,7 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
     distributed.broadcast_parameters(model, group)
     if group.active:
-        training.group = group  # a task may split its measurements across the ranks (VarMisuse does)
+        training.group = group  # the tasks split their per-epoch measurements across the ranks
     where = f"{device} x {group.world} processes" if group.active else f"{device}"
     say(f"train: {params.model} on {where}, {training.describe()}, {count_trainable(model):,} parameters, "
         f"{params.epochs} {training.unit}s")  # fmt: skip
@@ -204,8 +204,9 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
         training.gather_in_step(group)  # the in-step per-sample losses of every rank, on every rank
         trained = time.perf_counter() - began  # the optimisation alone, apart from the measurements
 
-        # Every rank holds the same model (the same updates everywhere): MethodName measures it whole on
-        # every rank; VarMisuse splits its measured samples across the ranks and gathers them.
+        # Every rank holds the same model (the same updates everywhere): each measures its share of the
+        # measured samples (MethodName: every world-th evaluation batch; VarMisuse: every world-th
+        # sample) and every rank gathers the whole.
         measured, logged = training.measure(epoch)
         row = {"epoch": epoch + 1, "train_loss": total / max(training.samples_per_epoch, 1), **measured,
                "train_seconds": round(trained, 3), "seconds": round(time.perf_counter() - began, 3)}  # fmt: skip
