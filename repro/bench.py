@@ -10,6 +10,9 @@
     python repro/bench.py --no-train --set dataset=java-small --set fetch.source=ARCHIVE   # extraction at scale
         (ARCHIVE: the real java-small.tar.gz, or the look-alike `repro/debian_corpus.py` builds; per split:
         files/s, methods/s; peak RSS of the main process and of the largest worker)
+    python repro/bench.py --set dataset=stdlib-great --set model=great --replicate 10 --epochs 1
+        (VarMisuse's memory against the training set's size: the noisy training file repeated 10
+        times; peak RSS should not grow with it, as training reads its samples from disk)
 
 Runs the real stages (fetch, extract, corrupt, train) in a work folder (a temporary one unless
 `--workdir` names one, whose extracted samples are then reused when the data settings match) with the
@@ -68,7 +71,7 @@ def cpu_model() -> str:
 extract_figures: dict = {}  # what prepare_samples measured, for --json
 
 
-def prepare_samples(params, task: str) -> int:
+def prepare_samples(params, task: str, replicate: int = 1) -> int:
     """fetch + extract + corrupt in the current folder, skipping fetch and extract when this folder
     already holds samples made from the same data settings. Returns the training samples per epoch."""
     from codemem import corrupt, extract, fetch
@@ -106,6 +109,16 @@ def prepare_samples(params, task: str) -> int:
     corrupt.run(params)
     if task == "methodname":
         return len(Path("build/noisy/labels.tsv").read_text().splitlines())
+    if replicate > 1:  # a larger training set of the same samples: what memory does with the size
+        train_file = Path("build/noisy/train.jsonl")
+        one = train_file.read_bytes()
+        with open(train_file, "ab") as f:
+            f.writelines(one for _ in range(replicate - 1))
+        samples = one.count(b"\n") * replicate
+        print(f"training set repeated {replicate} times: {samples} samples, "
+              f"{train_file.stat().st_size / 2**20:.0f} MiB")  # fmt: skip
+        extract_figures["train_samples"] = samples
+        extract_figures["train_file_mib"] = round(train_file.stat().st_size / 2**20)
     return params.train.samples_per_step
 
 
@@ -217,6 +230,8 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="fetch and extract only")
     parser.add_argument("--no-flush", action="store_true", help="leave denormals unflushed (to measure their cost)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
+    parser.add_argument("--replicate", type=int, default=1, metavar="K",
+                        help="VarMisuse: repeat the noisy training file K times (memory against size)")
     args = parser.parse_args()
     os.environ.setdefault("CODEMEM_QUIET", "1")
 
@@ -253,7 +268,7 @@ def main() -> None:
         folder = workdir or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         os.chdir(folder)
-        n_train = prepare_samples(params, task)
+        n_train = prepare_samples(params, task, args.replicate)
         if args.profile:
             profile_steps(params, args.profile, args.device)
         elif not args.no_train:

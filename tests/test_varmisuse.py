@@ -139,6 +139,42 @@ def test_one_edge_mapping_and_collate():
     assert len(long) == 0 and long.skipped_too_long == 1
 
 
+def test_a_split_lives_on_disk_and_reads_back_what_was_encoded(tmp_path):
+    vocab = great.GreatVocabulary()
+    samples = [sample(True, [1, 2, 3, "x"], loc=2, targets=[3]), sample(False, [4, 5]),
+               sample(False, [1]) | {"source_tokens": ["x"] * 600}, sample(True, [7], loc=7, targets=[7])]  # fmt: skip
+    split = V.encode_samples(samples, vocab, 10, 512, folder=tmp_path / "split")
+    assert len(split) == 3 and split.skipped_too_long == 1
+    assert split.line.tolist() == [0, 1, 3] and split.error_location.tolist() == [2, 0, 7]
+    for i, source in zip(range(3), [samples[0], samples[1], samples[3]]):
+        one = split.sample(i)
+        expected = [vocab.encode(t, 10) for t in source["source_tokens"]]
+        assert [row[row > 0].tolist() for row in one.tokens] == expected
+        assert one.edges.tolist() == [list(e) for e in great.loader_edges(source["edges"])]
+        assert one.targets.tolist() == source["repair_targets"]
+        assert one.candidates.tolist() == great.candidate_positions(source)
+    # Only offsets and labels are in memory: the samples are in the files.
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == [
+        "candidates.bin", "edges.bin", "index.npz", "targets.bin", "tokens.bin"]
+
+
+def test_an_encoded_split_is_cached_until_its_file_changes(tmp_path):
+    vocab, config = great.GreatVocabulary(), V.vm.VarMisuseConfig()
+    path, cache = tmp_path / "train.jsonl", tmp_path / "cache"
+    path.write_text("".join(json.dumps(s) + "\n" for s in mixed(6)))
+    first = V.load_split(path, vocab, config, "corrupt", cache)
+    (built,) = cache.glob("train-*")
+    stamp = (built / "index.npz").stat().st_mtime_ns
+    again = V.load_split(path, vocab, config, "corrupt", cache)
+    assert again.folder == built and (built / "index.npz").stat().st_mtime_ns == stamp  # not encoded again
+    assert len(first) == len(again) == 6
+    path.write_text("".join(json.dumps(s) + "\n" for s in mixed(4)))  # new noise, a new input
+    changed = V.load_split(path, vocab, config, "corrupt", cache)
+    assert len(changed) == 4 and [p.name for p in cache.glob("train-*")] == [changed.folder.name]
+    (changed.folder / "index.npz").unlink()  # a run killed while encoding: built again
+    assert len(V.load_split(path, vocab, config, "corrupt", cache)) == 4
+
+
 # ---- params, fetch, extract ----------------------------------------------------------------------
 def test_a_model_that_does_not_fit_is_a_clear_error():
     with pytest.raises(ParamsError, match="`code2vec` does not fit dataset `stdlib-great`.*transformer, great, ggnn"):

@@ -67,6 +67,10 @@ class Layout:
         return self.root / "build" / "logs"
 
     @property
+    def encoded(self) -> Path:  # VarMisuse's splits encoded for reading by batch: a cache, not a DVC output
+        return self.root / "build" / "cache" / "varmisuse"
+
+    @property
     def checkpoints(self) -> Path:  # train's resume point (persists across `dvc repro`)
         return self.root / "build" / "checkpoints"
 

@@ -25,8 +25,17 @@ same metrics as an uninterrupted one. The loop itself is codemem.train's, shared
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import weakref
+from array import array
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -43,57 +52,133 @@ BUFFER_BATCHES = 50  # the original's `max_buffer_size`: batches' worth of token
 
 
 # ---- data ----------------------------------------------------------------------------------------
+# Py150-Great's training split is 1.8M samples, tens of GB as JSON and more as arrays: it cannot be
+# held in memory. A split is encoded once, streamed sample by sample (as the original's loader reads
+# its shards), into flat binary files; batches read their samples back with pread. In memory stay
+# only per-sample offsets and labels (~60 bytes a sample: ~110 MB for 1.8M).
+ENCODED = ("tokens", "edges", "targets", "candidates")  # one file each, int16 (ids < 14,281, positions < 512)
+STORE_VERSION = 1  # part of the cache key: change it when the encoding changes
+
+
+class Sample(NamedTuple):
+    tokens: np.ndarray  # (T, S<=max_subtokens) int64 sub-token ids, 0 = PAD
+    edges: np.ndarray  # (E, 3) int64 [type slot, from, to], reverses included
+    targets: np.ndarray  # repair target positions
+    candidates: np.ndarray  # integer repair candidate positions
+
+
 @dataclass
 class Split:
-    """One split as the original loader's `to_sample` encodes it (samples over max_length left out)."""
+    """One split as the original loader's `to_sample` encodes it (samples over max_length left out),
+    its samples on disk in `folder` (`sample(i)` reads one back)."""
 
-    tokens: list[np.ndarray]  # per sample (T, S<=max_subtokens) int64 sub-token ids, 0 = PAD
-    edges: list[np.ndarray]  # per sample (E, 3) int64 [type slot, from, to], reverses included
+    folder: Path
+    offsets: dict[str, np.ndarray]  # per encoded file: (n + 1,) element offsets of the samples
+    widths: np.ndarray  # (n,) sub-token columns of each sample's token table
+    lengths: np.ndarray  # (n,) tokens per sample
     error_location: np.ndarray  # (n,) 0 = no bug
-    targets: list[list[int]]
-    candidates: list[list[int]]
     line: np.ndarray  # (n,) each sample's line in the .jsonl file
     skipped_too_long: int
 
-    def __len__(self) -> int:
-        return len(self.tokens)
+    def __post_init__(self):
+        self._fds = {k: os.open(self.folder / f"{k}.bin", os.O_RDONLY) for k in ENCODED}
+        weakref.finalize(self, lambda fds: [os.close(fd) for fd in fds], list(self._fds.values()))
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.array([len(t) for t in self.tokens], dtype=np.int64)
+    def __len__(self) -> int:
+        return len(self.lengths)
 
     @property
     def has_bug(self) -> np.ndarray:
         return self.error_location > 0  # what the original's loss uses (clip(error_loc, 0, 1))
 
+    def _read(self, key: str, i: int) -> np.ndarray:
+        start, stop = int(self.offsets[key][i]), int(self.offsets[key][i + 1])
+        return np.frombuffer(os.pread(self._fds[key], 2 * (stop - start), 2 * start), dtype=np.int16).astype(np.int64)
 
-def encode_samples(samples, vocab: great.GreatVocabulary, max_subtokens: int, max_length: int) -> Split:
+    def sample(self, i: int) -> Sample:
+        return Sample(self._read("tokens", i).reshape(int(self.lengths[i]), int(self.widths[i])),
+                      self._read("edges", i).reshape(-1, 3), self._read("targets", i), self._read("candidates", i))  # fmt: skip
+
+    @classmethod
+    def open(cls, folder: Path) -> Split:
+        with np.load(folder / "index.npz") as index:
+            arrays = {k: index[k] for k in index.files}
+        offsets = {k: arrays.pop(f"offsets_{k}") for k in ENCODED}
+        return cls(folder, offsets, skipped_too_long=int(arrays.pop("skipped_too_long")), **arrays)
+
+
+def encode_samples(samples, vocab: great.GreatVocabulary, max_subtokens: int, max_length: int,
+                   folder: Path | None = None) -> Split:  # fmt: skip
+    """Encode an iterable of samples (read once) into a Split in `folder` (default: a temporary
+    folder, removed with the Split)."""
+    if vocab.size >= 2**15 or max_length >= 2**15:
+        raise ValueError("sub-token ids and token positions must fit int16")
+    owned = folder is None
+    folder = Path(tempfile.mkdtemp(prefix="codemem-split-")) if owned else Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     ids: dict[str, list[int]] = {}  # token -> sub-token ids; code repeats its tokens a lot
-    out = Split([], [], np.zeros(0, np.int64), [], [], np.zeros(0, np.int64), 0)
-    locations, lines = [], []
-    for line, sample in enumerate(samples):
-        tokens = sample["source_tokens"]
-        if len(tokens) > max_length:
-            out.skipped_too_long += 1
-            continue
-        pieces = [ids.get(t) or ids.setdefault(t, vocab.encode(t, max_subtokens)) for t in tokens]
-        table = np.zeros((len(tokens), max(map(len, pieces))), dtype=np.int64)
-        for i, p in enumerate(pieces):
-            table[i, : len(p)] = p
-        out.tokens.append(table)
-        out.edges.append(np.array(great.loader_edges(sample["edges"]), dtype=np.int64).reshape(-1, 3))
-        out.targets.append(list(sample["repair_targets"]))
-        out.candidates.append(great.candidate_positions(sample))
-        locations.append(sample["error_location"])
-        lines.append(line)
-    out.error_location, out.line = np.array(locations, dtype=np.int64), np.array(lines, dtype=np.int64)
-    return out
+    sizes = {k: array("q") for k in ENCODED}
+    widths, lengths, locations, lines = array("q"), array("q"), array("q"), array("q")
+    skipped = 0
+    files = {k: open(folder / f"{k}.bin", "wb") for k in ENCODED}  # noqa: SIM115 (closed below)
+    try:
+        for line, sample in enumerate(samples):
+            tokens = sample["source_tokens"]
+            if len(tokens) > max_length:
+                skipped += 1
+                continue
+            if len(ids) > 1_000_000:  # bounded memory over millions of samples
+                ids.clear()
+            pieces = [ids.get(t) or ids.setdefault(t, vocab.encode(t, max_subtokens)) for t in tokens]
+            table = np.zeros((len(tokens), max(map(len, pieces))), dtype=np.int16)
+            for i, p in enumerate(pieces):
+                table[i, : len(p)] = p
+            parts = {"tokens": table, "edges": np.array(great.loader_edges(sample["edges"]), dtype=np.int16),
+                     "targets": np.array(sample["repair_targets"], dtype=np.int16),
+                     "candidates": np.array(great.candidate_positions(sample), dtype=np.int16)}  # fmt: skip
+            for k, a in parts.items():
+                files[k].write(a.tobytes())
+                sizes[k].append(a.size)
+            widths.append(table.shape[1])
+            lengths.append(len(tokens))
+            locations.append(sample["error_location"])
+            lines.append(line)
+    finally:
+        for f in files.values():
+            f.close()
+    arrays = {"widths": widths, "lengths": lengths, "error_location": locations, "line": lines}
+    arrays = {k: np.frombuffer(v, dtype=np.int64).copy() if len(v) else np.zeros(0, np.int64) for k, v in arrays.items()}
+    offsets = {f"offsets_{k}": np.concatenate([[0], np.cumsum(np.frombuffer(sizes[k], dtype=np.int64) if len(sizes[k])
+                                                               else np.zeros(0, np.int64))]).astype(np.int64)
+               for k in ENCODED}  # fmt: skip
+    np.savez(folder / "index.npz", **arrays, **offsets, skipped_too_long=skipped)
+    split = Split.open(folder)
+    if owned:
+        weakref.finalize(split, shutil.rmtree, folder, True)
+    return split
 
 
-def load_split(path: Path, vocab: great.GreatVocabulary, config: vm.VarMisuseConfig, stage: str) -> Split:
-    """One split's samples as the model reads them; `stage` is the one that writes `path`."""
+def load_split(path: Path, vocab: great.GreatVocabulary, config: vm.VarMisuseConfig, stage: str,
+               cache: Path) -> Split:  # fmt: skip
+    """One split's samples as the model reads them; `stage` is the one that writes `path`. The
+    encoded split is kept in `cache` under a key of the file (path, size, mtime) and the encoding
+    settings, so a resumed run (or another process of a data-parallel one) reads it without
+    encoding again; one process encodes while the others wait on a lock."""
     io.require(path, stage)
-    return encode_samples(great.read_shards(path, validate=False), vocab, config.max_subtokens, config.max_length)
+    st = path.stat()
+    key = json.dumps([str(path.resolve()), st.st_size, st.st_mtime_ns, config.max_subtokens, config.max_length,
+                      vocab.size, STORE_VERSION])  # fmt: skip
+    name = f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f"{path.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (cache / name / "index.npz").exists():
+            for old in cache.glob(f"{path.stem}-*"):  # earlier inputs' encodings, a killed run's half
+                shutil.rmtree(old, ignore_errors=True)
+            with io.atomic_dir(cache / name) as tmp:
+                encode_samples(great.read_shards(path, validate=False), vocab, config.max_subtokens,
+                               config.max_length, folder=tmp)  # fmt: skip
+        return Split.open(cache / name)
 
 
 @dataclass
@@ -110,18 +195,18 @@ class Batch:
 def collate(split: Split, idx, device) -> Batch:
     """Samples `idx` of `split` padded into one batch."""
     idx = list(idx)
-    T = max(len(split.tokens[i]) for i in idx)
-    S = max(split.tokens[i].shape[1] for i in idx)
+    samples = [split.sample(i) for i in idx]
+    T = max(len(s.tokens) for s in samples)
+    S = max(s.tokens.shape[1] for s in samples)
     subtokens = np.zeros((len(idx), T, S), dtype=np.int64)
     targets = np.zeros((len(idx), T), dtype=bool)
     candidates = np.zeros((len(idx), T), dtype=bool)
     edges = []
-    for b, i in enumerate(idx):
-        t = split.tokens[i]
-        subtokens[b, : t.shape[0], : t.shape[1]] = t
-        targets[b, split.targets[i]] = True
-        candidates[b, split.candidates[i]] = True
-        edges.append(np.concatenate([np.full((len(split.edges[i]), 1), b), split.edges[i]], axis=1))
+    for b, s in enumerate(samples):
+        subtokens[b, : s.tokens.shape[0], : s.tokens.shape[1]] = s.tokens
+        targets[b, s.targets] = True
+        candidates[b, s.candidates] = True
+        edges.append(np.concatenate([np.full((len(s.edges), 1), b), s.edges], axis=1))
     subtokens_t = torch.from_numpy(subtokens)
     location = torch.from_numpy(split.error_location[idx])
     return Batch(
@@ -260,8 +345,8 @@ class VarMisuseTraining(Training):
         self.vocab = great.GreatVocabulary()
         # The study measured the held-out `dev` split (at most 25,000 samples a step), not `eval`.
         train_file, test_file = layout.noisy / "train.jsonl", layout.samples / f"{params.train.heldout}.jsonl"
-        self.train = load_split(train_file, self.vocab, config, "corrupt")
-        self.test = load_split(test_file, self.vocab, config, "extract")
+        self.train = load_split(train_file, self.vocab, config, "corrupt", layout.encoded)
+        self.test = load_split(test_file, self.vocab, config, "extract", layout.encoded)
         if not len(self.train) or not len(self.test):
             raise InputError(f"no training or held-out samples within max_length {config.max_length} in "
                              f"{train_file} / {test_file}: raise {params.model}.max_length or use more files")  # fmt: skip
