@@ -11,6 +11,8 @@ import pytest
 from codemem.extract.java import (
     JavaExtractor,
     PathConfig,
+    _c2s_token,
+    _c2v_token,
     _Tree,
     c2v_line,
     java_string_hash,
@@ -369,6 +371,31 @@ def test_fresh_name_and_renamed():
     again = EX.extract(EX.rename_source(src, s, "b", "var3"), key="t", seed=0)[0]
     assert (again.leaves, again.leaf_spans, again.variables) == (r.leaves, r.leaf_spans, r.variables)
     assert again.c2v_contexts() == r.c2v_contexts()
+
+
+def variants_by_reformatting(s, limit: int, fmt: str):
+    """The definition: format the renamed method and compare each context's two terminals."""
+    contexts = getattr(s, f"{fmt}_contexts")
+    before, fresh, out = contexts(limit), s.fresh_name(), []
+    for v in s.variables:
+        after = getattr(s.renamed(v, fresh), f"{fmt}_contexts")(limit)
+        ends = [(a.split(",")[0::2], b.split(",")[0::2]) for a, b in zip(before, after)]
+        changed = [(k, side) for k, (a, b) in enumerate(ends) for side in (0, 1) if a[side] != b[side]]
+        out.append((after[changed[0][0]].split(",")[0::2][changed[0][1]] if changed else fresh, changed))
+    return out
+
+
+def test_variants_are_what_reformatting_the_renamed_method_gives():
+    # `var` normalizes like the fresh `var2` (digits split off): its renaming changes no terminal.
+    body = ("int f(int count, int b, int var, int var1) { int total = count * b + var; "
+            "for (int i = 0; i < count; i++) total += i * var1; return total; }")
+    s = one(body)
+    assert s.fresh_name() == "var2" and len(s.variables) == 6
+    for fmt, token in (("c2v", _c2v_token), ("c2s", _c2s_token)):
+        for limit in (3, 200):
+            assert s.variants(limit, token) == variants_by_reformatting(s, limit, fmt), (fmt, limit)
+    by_name = dict(zip(s.variables, s.variants(200, _c2v_token)))
+    assert by_name["var"] == ("var2", []) and by_name["count"][0] == "var" and by_name["count"][1]
 
 
 # ---------------------------------------------------------------- real JDK methods

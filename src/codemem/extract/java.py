@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import tree_sitter_java
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
@@ -86,12 +87,23 @@ def split_subtokens(name: str) -> list[str]:
     return [t for t in (_normalize(p, "") for p in parts) if t]
 
 
+# 31^k mod 2^32, highest power first: a hash is one dot product. uint64 arithmetic wraps mod 2^64, of
+# which 2^32 is a divisor, so the low 32 bits are exact.
+_POWERS_OF_31 = np.cumprod(np.r_[1, np.full(4095, 31)].astype(np.uint64), dtype=np.uint64)[::-1]
+
+
 def java_string_hash(s: str) -> int:
     """Java's String.hashCode: s[0]*31^(n-1) + ... over UTF-16 code units, as a signed 32-bit int."""
-    units = s.encode() if s.isascii() else memoryview(s.encode("utf-16-le", "surrogatepass")).cast("H")
-    h = 0
-    for u in units:
-        h = (31 * h + u) & 0xFFFFFFFF
+    if s.isascii():
+        units = np.frombuffer(s.encode(), dtype=np.uint8)
+    else:
+        units = np.frombuffer(s.encode("utf-16-le", "surrogatepass"), dtype=np.uint16)
+    if len(units) <= len(_POWERS_OF_31):
+        h = int(units.astype(np.uint64) @ _POWERS_OF_31[len(_POWERS_OF_31) - len(units) :]) & 0xFFFFFFFF
+    else:  # longer than any path string: Horner's rule
+        h = 0
+        for u in units.tolist():
+            h = (31 * h + u) & 0xFFFFFFFF
     return h - (1 << 32) if h & 0x80000000 else h
 
 
@@ -131,6 +143,11 @@ def _c2s_token(text: str) -> str:
         return split
     name = normalize_terminal(text)
     return NUM if _INT_RE.fullmatch(text) and name not in _KEEP_NUMBERS else name
+
+
+@lru_cache(maxsize=1 << 17)  # paths repeat across methods (the c2s string of each costs a join)
+def _c2s_path(nodes: tuple[str, ...]) -> str:
+    return "|".join(map(_c2s_node, nodes))
 
 
 @lru_cache(maxsize=1 << 12)
@@ -186,8 +203,26 @@ class MethodSample:
 
     def c2s_contexts(self, limit: int) -> list[str]:
         tok = [_c2s_token(t) for t in self.leaves]
-        return [f"{tok[c.source]},{'|'.join(map(_c2s_node, c.nodes))},{tok[c.target]}"
-                for c in self.contexts[:limit]]
+        return [f"{tok[c.source]},{_c2s_path(c.nodes)},{tok[c.target]}" for c in self.contexts[:limit]]
+
+    def variants(self, limit: int, token) -> list[tuple[str, list[tuple[int, int]]]]:
+        """Each variable's single-place renaming to `var<k>` (`fresh_name`), as (the new terminal,
+        the (context, side) pairs among the first `limit` contexts whose terminal it changes), for
+        the format whose terminal is `token` (`_c2v_token` / `_c2s_token`). The same as formatting
+        `renamed(variable, fresh)` and comparing it context by context: a renaming replaces the
+        leaves at the variable's occurrences only, so only contexts ending there can change, and
+        only if the two names normalize differently."""
+        fresh = self.fresh_name()
+        new = token(fresh)
+        out = []
+        for variable, occurrences in self.variables.items():
+            changed = []
+            if token(variable) != new:
+                occ = set(occurrences)
+                changed = [(k, side) for k, c in enumerate(self.contexts[:limit])
+                           for side, leaf in enumerate((c.source, c.target)) if leaf in occ]  # fmt: skip
+            out.append((new if changed else fresh, changed))
+        return out
 
     def fresh_name(self) -> str:
         taken = set(self.leaves)
@@ -539,14 +574,19 @@ class JavaExtractor:
     def __init__(self, config: PathConfig = PathConfig()):
         self.config = config
         self._parser = Parser(LANGUAGE)
+        self._last: tuple[bytes, list] | None = None  # `methods` then `extract` of one file parse it once
 
     def _method_nodes(self, source: bytes) -> list[tuple[Node, Node]]:
         """(method_declaration, body) pairs in document order; files over max_file_bytes give none."""
         if len(source) > self.config.max_file_bytes:
             return []
+        if self._last is not None and self._last[0] is source:
+            return self._last[1]
         root = self._parser.parse(source).root_node
         found = [(m["method"][0], m["body"][0]) for _, m in QueryCursor(_METHOD_QUERY).matches(root)]
-        return sorted(found, key=lambda mb: mb[0].start_byte)
+        found = sorted(found, key=lambda mb: mb[0].start_byte)
+        self._last = (source, found)
+        return found
 
     def methods(self, source: bytes) -> list[MethodInfo]:
         infos = []
@@ -557,13 +597,16 @@ class JavaExtractor:
                                     method.has_error))
         return infos
 
-    def extract(self, source: bytes, *, key: str, seed: int,
-                only: Iterable[int] | None = None) -> list[MethodSample]:
+    def extract(self, source: bytes, *, key: str, seed: int, only: Iterable[int] | None = None,
+                limit: int | None = None) -> list[MethodSample]:
+        """Samples of the file's methods (`only`: those indices), each with its first `limit`
+        (default: config.max_contexts) sampled contexts; the sample does not depend on `limit`."""
         wanted = None if only is None else set(only)
+        limit = self.config.max_contexts if limit is None else min(limit, self.config.max_contexts)
         samples = []
         for index, (method, _) in enumerate(self._method_nodes(source)):
             if wanted is None or index in wanted:
-                samples.append(self._sample(method, source, index, random.Random(f"{seed}:{key}:{index}")))
+                samples.append(self._sample(method, source, index, random.Random(f"{seed}:{key}:{index}"), limit))
         return samples
 
     def rename_source(self, source: bytes, sample: MethodSample, variable: str, new_name: str) -> bytes:
@@ -604,7 +647,7 @@ class JavaExtractor:
         q, up = divmod(pair, self.config.max_path_length + 1)
         return (*divmod(q, n_leaves), up)
 
-    def _sample(self, method: Node, src: bytes, index: int, rng: random.Random) -> MethodSample:
+    def _sample(self, method: Node, src: bytes, index: int, rng: random.Random, limit: int) -> MethodSample:
         t = _Tree(method, src)
         pairs = self._pairs(t)
         rng.shuffle(pairs)  # structure-only order, so renamed methods sample the same pairs
@@ -619,7 +662,7 @@ class JavaExtractor:
             ups.append(tuple(up_chain))
             downs.append(tuple(down_chain))
         n_leaves, stride, contexts = len(t.leaves), self.config.max_path_length + 1, []
-        for p in pairs[: self.config.max_contexts]:
+        for p in pairs[:limit]:
             q, up = divmod(p, stride)  # inlined `_decode`: this loop runs millions of times per corpus
             i, j = divmod(q, n_leaves)
             down = t.depth[t.leaf_nodes[j]] - t.depth[t.leaf_nodes[i]] + up

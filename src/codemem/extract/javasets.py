@@ -39,8 +39,7 @@ import numpy as np
 from codemem import archive, datasets, io
 from codemem.errors import InputError, MissingInputError
 from codemem.extract import npzstream
-from codemem.extract.java import JavaExtractor, PathConfig, _label_of, c2v_line
-from codemem.extract.methodname import _variants
+from codemem.extract.java import JavaExtractor, PathConfig, _c2s_token, _c2v_token, _label_of, c2v_line
 from codemem.params import Params
 from codemem.progress import log, progress_bar
 
@@ -111,14 +110,12 @@ def _extract(item):
         return name, status, counts, []
     out, test = [], split == "test"
     limit = _w["stored"] if split == "train" else _w["max_contexts"]
-    for s in ex.extract(data, key=name, seed=_w["seed"], only=only):
-        c2v = s.c2v_contexts(_w["max_contexts"])
-        c2s = s.c2s_contexts(limit)
-        item = {"name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables), "c2v": c2v,
-                "c2s": c2s}
+    for s in ex.extract(data, key=name, seed=_w["seed"], only=only, limit=max(limit, _w["max_contexts"])):
+        item = {"name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables),
+                "c2v": s.c2v_contexts(_w["max_contexts"]), "c2s": s.c2s_contexts(limit)}  # fmt: skip
         if test:
-            item["c2v_variants"] = _variants(s, c2v, lambda m: m.c2v_contexts(_w["max_contexts"]))
-            item["c2s_variants"] = _variants(s, c2s, lambda m: m.c2s_contexts(limit))
+            item["c2v_variants"] = s.variants(_w["max_contexts"], _c2v_token)
+            item["c2s_variants"] = s.variants(limit, _c2s_token)
         out.append(item)
     return name, status, counts, out
 

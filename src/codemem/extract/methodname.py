@@ -27,7 +27,7 @@ import numpy as np
 
 from codemem import io
 from codemem.errors import InputError
-from codemem.extract.java import JavaExtractor, PathConfig, c2v_line
+from codemem.extract.java import JavaExtractor, PathConfig, _c2s_token, _c2v_token, c2v_line
 from codemem.params import Params
 from codemem.progress import log, progress_bar
 
@@ -63,25 +63,6 @@ def _scan(name: str):
     return name, status, [(m.index, m.label, m.body_key, m.line, m.name, m.has_error) for m in methods]
 
 
-def _variants(sample, contexts: list[str], formatter) -> list[tuple[str, list[tuple[int, int]]]]:
-    """Each variable's single-place renaming to `var<k>`, as (new terminal, changed (context, side))."""
-    fresh = sample.fresh_name()
-    variants = []
-    for var in sample.variables:
-        renamed = formatter(sample.renamed(var, fresh))
-        changed = [
-            (k, side)
-            for k, (a, b) in enumerate(zip(contexts, renamed))
-            for side, (x, y) in enumerate(zip(_ends(a), _ends(b)))
-            if x != y
-        ]
-        # A variable whose occurrences were not sampled renames nothing the model sees, yet the sample
-        # is renamable: it counts in CSR's denominator, as in the study (which re-extracted the renamed
-        # method; we keep its sampled contexts, so that only the renaming can change the prediction).
-        variants.append((_ends(renamed[changed[0][0]])[changed[0][1]] if changed else fresh, changed))
-    return variants
-
-
 def _extract(job):
     """Extract the chosen methods of one file in both formats; test methods also get their
     renaming variants. code2seq keeps up to `stored` contexts for training samples (it resamples
@@ -91,24 +72,19 @@ def _extract(job):
     out = []
     for s in _worker["extractor"].extract(data, key=name, seed=seed, only=sorted(split_of_method)):
         test = split_of_method[s.index] == 2
-
-        def c2v(m):
-            return m.c2v_contexts(max_contexts)
-
-        def c2s(m, limit=stored if split_of_method[s.index] == 0 else max_contexts):
-            return m.c2s_contexts(limit)
-
+        limit = stored if split_of_method[s.index] == 0 else max_contexts
         item = {"index": s.index, "name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables)}
-        for fmt, formatter in (("c2v", c2v), ("c2s", c2s)):
-            item[fmt] = formatter(s)
-            item[f"{fmt}_variants"] = _variants(s, item[fmt], formatter) if test else []
+        for fmt, n, token, contexts in (("c2v", max_contexts, _c2v_token, s.c2v_contexts),
+                                        ("c2s", limit, _c2s_token, s.c2s_contexts)):  # fmt: skip
+            item[fmt] = contexts(n)
+            # Each variable's renaming to var<k>: (new terminal, the (context, side) pairs it changes).
+            # A variable whose occurrences were not sampled renames nothing the model sees, yet the
+            # sample is renamable: it counts in CSR's denominator, as in the study (which re-extracted
+            # the renamed method; we keep its sampled contexts, so only the renaming can change the
+            # prediction).
+            item[f"{fmt}_variants"] = s.variants(n, token) if test else []
         out.append(item)
     return name, out
-
-
-def _ends(context: str) -> tuple[str, str]:
-    source, _, target = context.split(",")
-    return source, target
 
 
 def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) -> dict[str, int]:
