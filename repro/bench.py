@@ -12,7 +12,8 @@
         files/s, methods/s; peak RSS of the main process and of the largest worker)
     python repro/bench.py --set dataset=stdlib-great --set model=great --replicate 10 --epochs 1
         (VarMisuse's memory against the training set's size: the noisy training file repeated 10
-        times; peak RSS should not grow with it, as training reads its samples from disk)
+        times; peak RSS should not grow with it, as training reads its samples from disk;
+        MethodName: the training split's contexts and labels repeated)
 
 Runs the real stages (fetch, extract, corrupt, train) in a work folder (a temporary one unless
 `--workdir` names one, whose extracted samples are then reused when the data settings match) with the
@@ -108,7 +109,9 @@ def prepare_samples(params, task: str, replicate: int = 1) -> int:
         stamp.write_text(key)
     corrupt.run(params)
     if task == "methodname":
-        return len(Path("build/noisy/labels.tsv").read_text().splitlines())
+        if replicate > 1:
+            replicate_methodname(replicate)
+        return len(Path("build/noisy/labels.tsv").read_text().splitlines()) - 1
     if replicate > 1:  # a larger training set of the same samples: what memory does with the size
         train_file = Path("build/noisy/train.jsonl")
         one = train_file.read_bytes()
@@ -120,6 +123,25 @@ def prepare_samples(params, task: str, replicate: int = 1) -> int:
         extract_figures["train_samples"] = samples
         extract_figures["train_file_mib"] = round(train_file.stat().st_size / 2**20)
     return params.train.samples_per_step
+
+
+def replicate_methodname(k: int) -> None:
+    """The training split's samples (contexts in both formats, labels, noisy labels) repeated k
+    times in place: what training's memory does with the training set's size."""
+    import numpy as np
+
+    samples, noisy = Path("build/samples/contexts.npz"), Path("build/noisy/labels.tsv")
+    with np.load(samples) as z:
+        arrays = {key: z[key] for key in z.files}
+    for key in [key for key in arrays if key.endswith("_train_ctx")] + ["train_label"]:
+        arrays[key] = np.concatenate([arrays[key]] * k)
+    with open(samples, "wb") as f:
+        np.savez(f, **arrays)
+    header, *rows = noisy.read_text().splitlines()
+    noisy.write_text("\n".join([header, *rows * k]) + "\n")
+    n = len(arrays["train_label"])
+    print(f"training set repeated {k} times: {n} samples")
+    extract_figures["train_samples"] = n
 
 
 def profile_steps(params, steps: int, device_name: str) -> None:
@@ -231,7 +253,7 @@ def main() -> None:
     parser.add_argument("--no-flush", action="store_true", help="leave denormals unflushed (to measure their cost)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     parser.add_argument("--replicate", type=int, default=1, metavar="K",
-                        help="VarMisuse: repeat the noisy training file K times (memory against size)")
+                        help="repeat the training samples K times (memory against the training set's size)")
     args = parser.parse_args()
     os.environ.setdefault("CODEMEM_QUIET", "1")
 

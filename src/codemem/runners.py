@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -29,12 +29,16 @@ from codemem.params import Params
 from codemem.task import Training
 
 
-def _id_map(table_size: int, used: np.ndarray, first_id: int = 1) -> np.ndarray:
-    """Extraction-table index -> training vocabulary id (first_id..); the extra last slot maps
-    padding (-1) to 0; entries not seen in training map to 0 too (PAD/OOV)."""
-    ids = np.zeros(table_size + 1, dtype=np.int64)
-    present = np.unique(used[used >= 0])
-    ids[present] = np.arange(first_id, first_id + len(present))
+def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1) -> np.ndarray:
+    """Extraction-table index -> training vocabulary id (first_id.., in table order) of the entries
+    in the `used` arrays; the extra last slot maps padding (-1) to 0; entries not seen in training
+    map to 0 too (PAD/OOV). int32, and no copy of the (possibly multi-GB) `used` arrays."""
+    present = np.zeros(table_size + 1, dtype=bool)
+    for part in used:
+        present[part] = True
+    present[table_size] = False  # padding (-1) landed on the extra slot
+    ids = np.zeros(table_size + 1, dtype=np.int32)
+    ids[present] = np.arange(first_id, first_id + int(present.sum()), dtype=np.int32)
     return ids
 
 
@@ -212,15 +216,19 @@ class Code2VecRunner(MethodNameRunner):
     def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig, **kw):
         super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
         train = self.contexts["train"][:, :max_contexts]
-        self.token_map = _id_map(len(self.tables.tokens), np.concatenate([train[..., 0].ravel(), train[..., 2].ravel()]))
-        self.path_map = _id_map(len(self.tables.paths), train[..., 1].ravel())
+        self.token_map = _id_map(len(self.tables.tokens), train[..., 0], train[..., 2])
+        self.path_map = _id_map(len(self.tables.paths), train[..., 1])
         self.names = [OOV] + sorted(set(noisy_train_labels))
         self.name_id = name_id = {n: i for i, n in enumerate(self.names)}
         encoded_train = self.encode(train)
         # As the original reader: training drops samples without a valid context.
-        self.train_kept = np.flatnonzero((encoded_train != 0).any(-1).any(-1).numpy())
+        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy())
+        # Encoded, the raw rows can go once the caller drops the SampleSet (a Java-Small-sized one: 1.7 GB).
+        del train
+        self.contexts["train"] = None
+        self.tables = replace(self.tables, contexts={k: v for k, v in self.tables.contexts.items() if k != "train"})
         self.inputs = {
-            "train": encoded_train[self.train_kept],
+            "train": _keep_rows(encoded_train, self.train_kept),
             "test": self.encode(self.contexts["test"]),
             "variants": self.encode(self.variant_contexts()),
         }
@@ -239,9 +247,17 @@ class Code2VecRunner(MethodNameRunner):
         self.vocab = {"tokens": int(self.token_map.max()) + 1, "paths": int(self.path_map.max()) + 1,
                       "targets": len(self.names)}  # fmt: skip
 
-    def encode(self, ctx: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.stack(
-            [self.token_map[ctx[..., 0]], self.path_map[ctx[..., 1]], self.token_map[ctx[..., 2]]], axis=-1))  # fmt: skip
+    def encode(self, ctx: np.ndarray, chunk: int = 8192) -> torch.Tensor:
+        """Extraction-table rows (n, C, 3) -> vocabulary ids, int32 (n, C, 3), filled chunk by chunk:
+        a Java-Small-sized training set (700k x 200 contexts) is 1.7 GB as int32 and must not be
+        copied whole again on the way."""
+        out = np.empty(ctx.shape, dtype=np.int32)
+        for start in range(0, len(ctx), chunk):
+            part = ctx[start : start + chunk]
+            out[start : start + chunk, ..., 0] = self.token_map[part[..., 0]]
+            out[start : start + chunk, ..., 1] = self.path_map[part[..., 1]]
+            out[start : start + chunk, ..., 2] = self.token_map[part[..., 2]]
+        return torch.from_numpy(out)
 
     def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         per_sample = self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device))
@@ -412,6 +428,15 @@ def _vocabulary(uses: Counter, max_size: int) -> list[str]:
 
 def _rows(table: torch.Tensor | None, rows: np.ndarray | None) -> torch.Tensor | None:
     return table if table is None or rows is None else table[torch.from_numpy(rows).long()]
+
+
+def _keep_rows(table: torch.Tensor, kept: np.ndarray, chunk: int = 8192) -> torch.Tensor:
+    """`table[kept]` for increasing `kept`, moved forward in place (no second copy of the table)."""
+    if len(kept) == len(table):
+        return table
+    for start in range(0, len(kept), chunk):
+        table[start : start + chunk] = table[torch.from_numpy(kept[start : start + chunk])]
+    return table[: len(kept)]
 
 
 def _cat(xs: list[torch.Tensor]) -> np.ndarray:
