@@ -109,8 +109,14 @@ def prepare_samples(params, task: str, replicate: int = 1) -> int:
         stamp.write_text(key)
     corrupt.run(params)
     if task == "methodname":
-        if replicate > 1:
-            replicate_methodname(replicate)
+        if replicate > 1:  # in a child process: its memory must not count as training's
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+                n = pool.submit(replicate_methodname, replicate).result()
+            extract_figures["train_samples"] = n
+            print(f"training set repeated {replicate} times: {n} samples")
         return len(Path("build/noisy/labels.tsv").read_text().splitlines()) - 1
     if replicate > 1:  # a larger training set of the same samples: what memory does with the size
         train_file = Path("build/noisy/train.jsonl")
@@ -125,7 +131,7 @@ def prepare_samples(params, task: str, replicate: int = 1) -> int:
     return params.train.samples_per_step
 
 
-def replicate_methodname(k: int) -> None:
+def replicate_methodname(k: int) -> int:
     """The training split's samples (contexts in both formats, labels, noisy labels) repeated k
     times in place: what training's memory does with the training set's size."""
     import numpy as np
@@ -139,9 +145,7 @@ def replicate_methodname(k: int) -> None:
         np.savez(f, **arrays)
     header, *rows = noisy.read_text().splitlines()
     noisy.write_text("\n".join([header, *rows * k]) + "\n")
-    n = len(arrays["train_label"])
-    print(f"training set repeated {k} times: {n} samples")
-    extract_figures["train_samples"] = n
+    return len(arrays["train_label"])
 
 
 def profile_steps(params, steps: int, device_name: str) -> None:

@@ -35,7 +35,8 @@ def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1) -> np.ndarray
     map to 0 too (PAD/OOV). int32, and no copy of the (possibly multi-GB) `used` arrays."""
     present = np.zeros(table_size + 1, dtype=bool)
     for part in used:
-        present[part] = True
+        for start in range(0, len(part), 8192):  # chunks: an index array is converted to intp whole
+            present[part[start : start + 8192]] = True
     present[table_size] = False  # padding (-1) landed on the extra slot
     ids = np.zeros(table_size + 1, dtype=np.int32)
     ids[present] = np.arange(first_id, first_id + int(present.sum()), dtype=np.int32)
@@ -54,8 +55,10 @@ class MethodNameRunner(Training):
     group: distributed.Group = distributed.SINGLE  # data-parallel training sets it (codemem.train)
 
     def __init__(self, samples: io.SampleSet, noisy_train_labels: list[str], max_contexts: int, device,
-                 batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True, measure: str = "study"):  # fmt: skip
+                 batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True, measure: str = "study",
+                 own_samples: bool = False):  # fmt: skip
         self.device = device
+        self.own_samples = own_samples  # the runner may overwrite `samples`' arrays (from_params: nobody else has them)
         self.max_contexts = max_contexts
         self.batch_size, self.eval_batch_size, self.csr = batch_size, eval_batch_size, csr
         self.study = measure == "study"  # see TrainParams.measure
@@ -78,7 +81,7 @@ class MethodNameRunner(Training):
         runner = cls(io.load_samples(layout.samples, formats=(cls.fmt,)), io.load_noisy_labels(layout.noisy),
                      params.extract.max_contexts, device, params.model_config(), batch_size=params.train.batch_size,
                      eval_batch_size=params.train.eval_batch_size, csr=params.train.csr,
-                     measure=params.train.measure)  # fmt: skip
+                     measure=params.train.measure, own_samples=True)  # fmt: skip
         runner.input_files = [layout.samples / "contexts.npz", layout.noisy / "labels.tsv"]
         return runner
 
@@ -220,7 +223,9 @@ class Code2VecRunner(MethodNameRunner):
         self.path_map = _id_map(len(self.tables.paths), train[..., 1])
         self.names = [OOV] + sorted(set(noisy_train_labels))
         self.name_id = name_id = {n: i for i, n in enumerate(self.names)}
-        encoded_train = self.encode(train)
+        # A Java-Small-sized training set is 1.7 GB of int32 rows: encoded in place when nobody else holds them.
+        owned = self.own_samples and train.flags.c_contiguous and train.flags.writeable and train.dtype == np.int32
+        encoded_train = self.encode(train, out=train if owned else None)
         # As the original reader: training drops samples without a valid context.
         self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy())
         # Encoded, the raw rows can go once the caller drops the SampleSet (a Java-Small-sized one: 1.7 GB).
@@ -247,16 +252,16 @@ class Code2VecRunner(MethodNameRunner):
         self.vocab = {"tokens": int(self.token_map.max()) + 1, "paths": int(self.path_map.max()) + 1,
                       "targets": len(self.names)}  # fmt: skip
 
-    def encode(self, ctx: np.ndarray, chunk: int = 8192) -> torch.Tensor:
-        """Extraction-table rows (n, C, 3) -> vocabulary ids, int32 (n, C, 3), filled chunk by chunk:
-        a Java-Small-sized training set (700k x 200 contexts) is 1.7 GB as int32 and must not be
-        copied whole again on the way."""
-        out = np.empty(ctx.shape, dtype=np.int32)
+    def encode(self, ctx: np.ndarray, chunk: int = 8192, out: np.ndarray | None = None) -> torch.Tensor:
+        """Extraction-table rows (n, C, 3) -> vocabulary ids, int32 (n, C, 3), filled chunk by chunk
+        into `out` (may be `ctx` itself: each chunk is read before it is written): a Java-Small-sized
+        training set (700k x 200 contexts) is 1.7 GB as int32 and must not be copied whole on the way."""
+        out = np.empty(ctx.shape, dtype=np.int32) if out is None else out
         for start in range(0, len(ctx), chunk):
             part = ctx[start : start + chunk]
-            out[start : start + chunk, ..., 0] = self.token_map[part[..., 0]]
-            out[start : start + chunk, ..., 1] = self.path_map[part[..., 1]]
-            out[start : start + chunk, ..., 2] = self.token_map[part[..., 2]]
+            ids = (self.token_map[part[..., 0]], self.path_map[part[..., 1]], self.token_map[part[..., 2]])
+            for k, column in enumerate(ids):
+                out[start : start + chunk, ..., k] = column
         return torch.from_numpy(out)
 
     def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
