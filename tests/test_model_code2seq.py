@@ -396,21 +396,25 @@ def test_greedy_keeps_outputs_after_eos_until_the_batch_ends():
     assert torch.equal(ids, torch.tensor([[6, 0, 0, 0, 0, 0, 0], [0] * 7]))
 
 
+class UnevenSteps(nn.Module):
+    """A projection whose logits are all 0 but one: step 0 sub-token 5 at 4.0 (sharp), step 1 the end
+    token at 1.0, every later step sub-token 3 at 0.5 (nearly flat)."""
+
+    calls = 0
+
+    def forward(self, x):
+        logits = torch.zeros(1, VOCABS[2])
+        logits[0, [5, EOS_ID, 3][min(self.calls, 2)]] = [4.0, 1.0, 0.5][min(self.calls, 2)]
+        self.calls += 1
+        return logits
+
+
 def test_greedy_score_averages_only_decoded_steps():
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS).eval()
     batch, _ = make_batch(4, batch=1)
 
-    class Uneven(nn.Module):  # step 0: sharp, step 1: EOS less sharp, later steps would be flat
-        calls = 0
-
-        def forward(self, x):
-            logits = torch.zeros(1, VOCABS[2])
-            logits[0, [5, EOS_ID, 3][min(self.calls, 2)]] = [4.0, 1.0, 0.5][min(self.calls, 2)]
-            self.calls += 1
-            return logits
-
-    model.projection = Uneven()
+    model.projection = UnevenSteps()
     ids, score = model.greedy(*inputs_only(batch))
     p = [math.exp(v) / (math.exp(v) + VOCABS[2] - 1) for v in (4.0, 1.0)]
     assert ids.tolist() == [[5, 0, 0, 0, 0, 0, 0]]
@@ -425,16 +429,7 @@ def test_study_score_is_a_softmax_over_the_top_10_logits_over_the_prediction_ste
     model = Code2Seq(*VOCABS).eval()
     batch, _ = make_batch(4, batch=1)
 
-    class Steps(nn.Module):  # step 0: sub-token 5 at 4.0; step 1: the end token at 1.0; then 3 at 0.5
-        calls = 0
-
-        def forward(self, x):
-            logits = torch.zeros(1, VOCABS[2])
-            logits[0, [5, EOS_ID, 3][min(self.calls, 2)]] = [4.0, 1.0, 0.5][min(self.calls, 2)]
-            self.calls += 1
-            return logits
-
-    model.projection = Steps()
+    model.projection = UnevenSteps()
     ids, steps = model.greedy(*inputs_only(batch), top_k=10, full=True)
     assert ids.tolist() == [[5, EOS_ID, 3, 3, 3, 3, 3]]
     top10 = [math.exp(v) / (math.exp(v) + 9) for v in (4.0, 1.0, 0.5, 0.5)]
