@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.server
 import io
+import shutil
+import sysconfig
 import tarfile
 import threading
 import time
@@ -117,3 +119,12 @@ class Server:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def small_corpus(root: Path) -> Path:
+    """Six small modules of this Python's standard library in `root`: a tiny stdlib-great corpus."""
+    root.mkdir()
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in ("textwrap.py", "colorsys.py", "bisect.py", "heapq.py", "shlex.py", "fnmatch.py"):
+        shutil.copy(stdlib / name, root / name)
+    return root

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from lookalike import small_corpus
 
 from codemem import corrupt, distributed, extract, fetch, train
 from codemem.params import load
@@ -138,13 +139,6 @@ def test_code2seq_two_processes_equal_one_measuring_in_halves(workdir, tiny_corp
     for key, value in one_logs.items():
         np.testing.assert_allclose(two_logs[key], value, atol=1e-4, rtol=1e-4, err_msg=key)
     assert one_logs["test_score"].shape[1] % 4 and one_logs["test_score"].shape[1] > 8  # 3+ batches, one short
-
-
-def small_corpus(root: Path) -> Path:
-    root.mkdir()
-    for name in ("textwrap.py", "colorsys.py", "bisect.py", "heapq.py", "shlex.py", "fnmatch.py"):
-        shutil.copy(STDLIB / name, root / name)
-    return root
 
 
 def test_great_two_processes_follow_one(workdir):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from lookalike import Server
+from lookalike import Server, small_corpus
 
 from codemem import corrupt, evaluate, extract, fetch, remote, train
 from codemem import varmisuse_training as V
@@ -209,13 +209,6 @@ def test_py150_great_needs_its_shards(workdir):
     counts = extract.run(params)
     assert (counts["train"], counts["dev"], counts["eval"]) == (3, 3, 3)
     assert list(great.read_shards("build/samples/train.jsonl")) == list(great.read_shards(FIXTURE))
-
-
-def small_corpus(root: Path) -> Path:
-    root.mkdir()
-    for name in ("textwrap.py", "colorsys.py", "bisect.py", "heapq.py", "shlex.py", "fnmatch.py"):
-        shutil.copy(STDLIB / name, root / name)
-    return root
 
 
 def test_stdlib_fetch_records_python_and_hashes(workdir):
