@@ -181,3 +181,49 @@ def test_the_real_shard_table_lists_900_shards():
     assert [r for r, _ in remote.great_shard_list(2)][:2] == ["dev/dev__VARIABLE_MISUSE__SStuB.txt-00000-of-00300",
                                                              "dev/dev__VARIABLE_MISUSE__SStuB.txt-00001-of-00300"]
     assert np.unique([r.split("/")[0] for r, _ in remote.great_shard_list(3)], return_counts=True)[1].tolist() == [3] * 3
+
+
+def _hand_made_work(work: Path) -> None:
+    """Per-split text files as the split passes write them (padding spaces included)."""
+    lines = {
+        "train": ["get a,P1,b b,P2,c  ", "set c,P1,a", "get|x", "run d,P3,a a,P1,a"],
+        "val": ["get b,P2,e"],
+        "test": ["set e,P4,a f,P1,f"],
+    }
+    for split, text in lines.items():
+        (work / split).mkdir(parents=True)
+        for fmt in ("c2v", "c2s"):
+            (work / split / f"{split}.{fmt}").write_text("".join(line + "\n" for line in text))
+        (work / split / "done.json").write_text(json.dumps({"samples": len(text)}))
+    (work / "test" / "variants.jsonl").write_text(json.dumps([[["var0", [[0, 0]]]], [["var0", [[1, 2]]]]]) + "\n")
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_contexts_npz_ids_are_in_first_appearance_order_whatever_the_chunks(tmp_path, processes):
+    # One line per chunk (chunk_bytes=1): each chunk numbers its own strings, and merging must give
+    # the ids one row-by-row pass gives: tokens a b c d e f (+ the variant's var0), paths P1..P4.
+    import multiprocessing
+
+    from codemem.extract import npzstream
+
+    _hand_made_work(tmp_path / "work")
+    pool = multiprocessing.get_context("fork").Pool(processes) if processes else None
+    try:
+        npzstream.assemble(tmp_path / "work", tmp_path / "contexts.npz", max_contexts=2, stored=3,
+                           pool=pool, chunk_bytes=1)  # fmt: skip
+    finally:
+        if pool:
+            pool.close()
+    with np.load(tmp_path / "contexts.npz") as z:
+        assert list(z["c2v_tokens"]) == ["a", "b", "c", "d", "e", "f", "var0"]
+        assert list(z["c2v_paths"]) == ["P1", "P2", "P3", "P4"]
+        assert list(z["labels"]) == ["get", "set", "get|x", "run"]
+        assert z["train_label"].tolist() == [0, 1, 2, 3] and z["val_label"].tolist() == [0]
+        assert z["test_label"].tolist() == [1]
+        assert z["c2v_train_ctx"].tolist() == [
+            [[0, 0, 1], [1, 1, 2]], [[2, 0, 0], [-1, -1, -1]], [[-1, -1, -1]] * 2, [[3, 2, 0], [0, 0, 0]]]
+        assert z["c2s_train_ctx"].shape == (4, 3, 3)  # training rows keep extract.max_contexts_stored
+        assert z["c2s_train_ctx"][:, :2].tolist() == z["c2v_train_ctx"].tolist()
+        assert z["c2v_val_ctx"].tolist() == [[[1, 1, 4], [-1, -1, -1]]]
+        assert z["c2v_test_ctx"].tolist() == [[[4, 3, 0], [5, 0, 5]]]
+        assert z["c2v_test_var_token"].tolist() == [6] and z["c2s_test_occ_ctx"].tolist() == [1]

@@ -204,14 +204,15 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         raise InputError(f"extract: {source} gave {counts}: the archive's training or test folder has no usable "
                          f"methods; check that it is {ds.archive.filename} (fetch.source / fetch.url)")
     with io.atomic_dir(Path(out_dir)) as tmp:
-        counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored)
+        with ctx.Pool(workers) as pool:  # the text files' lines are parsed in parallel, chunk by chunk
+            counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored, pool)
         with open(tmp / "methods.jsonl", "wb") as out:
             for split in io.METHODNAME_SPLITS:
                 with open(work / split / "methods.jsonl", "rb") as f:
                     shutil.copyfileobj(f, out)
         for split in io.METHODNAME_SPLITS:
-            for ext in ("c2v", "c2s"):
-                shutil.copyfile(work / split / f"{split}.{ext}", tmp / f"{split}.{ext}")
+            for ext in ("c2v", "c2s"):  # Java-Small's train.c2s alone is ~14 GB: linked, not copied
+                _link_or_copy(work / split / f"{split}.{ext}", tmp / f"{split}.{ext}")
         timing = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
         report_json = dict(sorted((report | counts).items())) | {
             "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": manifest["source_sha256"],
@@ -230,6 +231,14 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     shutil.rmtree(work, ignore_errors=True)
     log(f"extract: {report['files']} files, {counts} in {time.time() - t0:.0f} s")
     return {k: report_json[k] for k in ("files", "methods", *counts) if k in report_json}
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one (the work folder is deleted afterwards), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _members(source, layout, limits, want):

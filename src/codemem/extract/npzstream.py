@@ -2,9 +2,9 @@
 
 `np.savez_compressed` needs every array in memory at once: for Java-Small that is gigabytes of
 (n, contexts, 3) int32 rows. An .npz is a zip of .npy files, so each array is written here as a zip
-member -- the .npy header (its shape is known from the split's sample count), then the rows as each
-text line is read -- and `np.load` reads the result like any other. Only the string tables (tokens,
-paths, labels) and the test split's renaming variants are held in memory.
+member -- the .npy header (its shape is known from the split's sample count), then the rows chunk by
+chunk of text lines -- and `np.load` reads the result like any other. Only the string tables
+(tokens, paths, labels), the test split's renaming variants and a few chunks are held in memory.
 """
 
 from __future__ import annotations
@@ -25,41 +25,121 @@ def _write_array(z: zipfile.ZipFile, key: str, arr: np.ndarray) -> None:
         np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def _lines(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            fields = line.rstrip("\n").split(" ")
-            yield fields[0], [c for c in fields[1:] if c]
+class _Table(dict):
+    """A string table: ids in order of first appearance, handed out as `table[string]` misses."""
+
+    def __missing__(self, key: str) -> int:
+        value = self[key] = len(self)
+        return value
 
 
-def assemble(work: Path, out: Path, max_contexts: int, stored: int) -> dict:
-    """Write `out` from work/<split>/<split>.{c2v,c2s} and work/test/variants.jsonl; return counts."""
+def _chunks(path: Path, chunk_bytes: int) -> list[tuple[int, int]]:
+    """(start, end) byte ranges of whole lines, about chunk_bytes each."""
+    size, ranges, start = path.stat().st_size, [], 0
+    with open(path, "rb") as f:
+        while start < size:
+            f.seek(min(start + chunk_bytes, size))
+            if f.tell() < size:
+                f.readline()  # to the end of the line the cut fell in
+            end = f.tell()
+            ranges.append((start, end))
+            start = end
+    return ranges
+
+
+def _encode_chunk(task) -> tuple[list[str], list[str], list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The lines in one byte range of a .c2v/.c2s file, encoded with tables of the chunk's own:
+    (labels, tokens, paths, contexts per line, end-token ids (left, right, left, ...), path ids).
+
+    Runs in a worker process. The tables hand out ids in the order row-by-row reading would (left
+    token, path, right token, context by context; tokens share one table), so merging the chunks'
+    tables in chunk order gives exactly the ids of one serial pass. Only the contexts travel back,
+    not the padded rows (Java-Small's train.c2s rows are mostly padding)."""
+    path, start, end, width = task
+    with open(path, "rb") as f:
+        f.seek(start)
+        text = f.read(end - start).decode("utf-8")
+    lines = text.split("\n")
+    if lines[-1] == "":  # the range ends at a line's end
+        lines.pop()
+    tokens, paths = _Table(), _Table()
+    labels, fields = [], []
+    counts = np.empty(len(lines), dtype=np.int64)
+    for i, line in enumerate(lines):
+        label, *contexts = line.split(" ")
+        contexts = list(filter(None, contexts))[:width]
+        labels.append(label)
+        counts[i] = len(contexts)
+        fields.extend(contexts)
+    parts = ",".join(fields).split(",") if fields else []
+    if len(parts) != 3 * len(fields):
+        raise RuntimeError(f"{path}: a context without exactly two commas near byte {start}: the file is damaged")
+    ends = [""] * (2 * len(fields))
+    ends[0::2], ends[1::2] = parts[0::3], parts[2::3]
+    end_ids = np.fromiter(map(tokens.__getitem__, ends), dtype=np.int32, count=len(ends))
+    path_ids = np.fromiter(map(paths.__getitem__, parts[1::3]), dtype=np.int32, count=len(fields))
+    return labels, list(tokens), list(paths), counts, end_ids, path_ids
+
+
+def _rows(counts: np.ndarray, width: int, end_ids: np.ndarray, path_ids: np.ndarray) -> np.ndarray:
+    """(lines, width, 3) int32 rows, -1 where a line has no more contexts."""
+    rows = np.full((len(counts), width, 3), -1, dtype="<i4")
+    row = np.repeat(np.arange(len(counts)), counts)
+    column = np.arange(len(path_ids)) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows[row, column, 0], rows[row, column, 1], rows[row, column, 2] = end_ids[0::2], path_ids, end_ids[1::2]
+    return rows
+
+
+def _in_order(pool, fn, tasks, in_flight: int):
+    """fn over tasks in order; with a pool, at most in_flight tasks out at once (bounded memory)."""
+    if pool is None:
+        yield from map(fn, tasks)
+        return
+    pending = []
+    for task in tasks:
+        pending.append(pool.apply_async(fn, (task,)))
+        if len(pending) >= in_flight:
+            yield pending.pop(0).get()
+    for p in pending:
+        yield p.get()
+
+
+def _to_global(table: _Table, local: list[str]) -> np.ndarray:
+    """The global id of each entry of a chunk's table (new strings join the global table)."""
+    return np.fromiter(map(table.__getitem__, local), dtype=np.int32, count=len(local))
+
+
+def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, chunk_bytes: int = 32 << 20) -> dict:
+    """Write `out` from work/<split>/<split>.{c2v,c2s} and work/test/variants.jsonl; return counts.
+
+    With a process pool the lines are parsed chunk by chunk in its workers, each chunk with tables
+    of its own; this process maps the chunks' tables onto the global ones in chunk order (the same
+    ids as one serial pass), compresses and writes."""
     counts = {}
     n = {s: json.loads((work / s / "done.json").read_text())["samples"] for s in io.METHODNAME_SPLITS}
-    labels: dict[str, int] = {}
+    labels = _Table()
     split_labels: dict[str, list[int]] = {s: [] for s in io.METHODNAME_SPLITS}
+    in_flight = 2 * (getattr(pool, "_processes", 1) or 1)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as z:
         for k, fmt in enumerate(("c2v", "c2s")):
-            tokens: dict[str, int] = {}
-            paths: dict[str, int] = {}
+            tokens, paths = _Table(), _Table()
             for split in io.METHODNAME_SPLITS:
                 width = stored if fmt == "c2s" and split == "train" else max_contexts
                 header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<i4")), "fortran_order": False,
                           "shape": (n[split], width, 3)}  # fmt: skip
                 rows = 0
+                text = work / split / f"{split}.{fmt}"
+                tasks = [(text, start, end, width) for start, end in _chunks(text, chunk_bytes)]
                 with z.open(f"{fmt}_{split}_ctx.npy", "w", force_zip64=True) as f:
                     np.lib.format.write_array_header_2_0(f, header)
-                    for label, contexts in _lines(work / split / f"{split}.{fmt}"):
+                    for chunk in _in_order(pool, _encode_chunk, tasks, in_flight):
+                        names, local_tokens, local_paths, per_line, end_ids, path_ids = chunk
                         if k == 0:
-                            split_labels[split].append(labels.setdefault(label, len(labels)))
-                        row = np.full((width, 3), -1, dtype="<i4")
-                        for i, context in enumerate(contexts[:width]):
-                            a, p, b = context.split(",")
-                            row[i, 0] = tokens.setdefault(a, len(tokens))
-                            row[i, 1] = paths.setdefault(p, len(paths))
-                            row[i, 2] = tokens.setdefault(b, len(tokens))
-                        f.write(row.tobytes())
-                        rows += 1
+                            split_labels[split] += map(labels.__getitem__, names)
+                        end_ids = _to_global(tokens, local_tokens)[end_ids]
+                        path_ids = _to_global(paths, local_paths)[path_ids]
+                        f.write(_rows(per_line, width, end_ids, path_ids).tobytes())
+                        rows += len(per_line)
                 if rows != n[split]:
                     raise RuntimeError(f"{work / split}: {rows} lines in {split}.{fmt} but done.json says {n[split]}")
                 variants = _variants(work / split / "variants.jsonl", k, tokens)
