@@ -23,7 +23,8 @@ ratio (a run that slows down as it trains shows here, not in one early epoch), t
 second, peak process memory and, on a GPU, peak GPU memory. `--json FILE` writes the same figures.
 
 The timed run uses the same process set-up as a stage (`codemem.runtime`): denormals flushed before
-torch starts its threads. `--no-flush` leaves them, to measure what that costs on this CPU.
+torch starts its threads, and glibc's mmap threshold fixed at 1 MiB. `--no-flush` leaves denormals,
+`--heap-threshold 0` glibc's dynamic threshold, to measure what each costs on this CPU.
 """
 
 from __future__ import annotations
@@ -255,6 +256,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many training steps instead")
     parser.add_argument("--no-train", action="store_true", help="fetch and extract only")
     parser.add_argument("--no-flush", action="store_true", help="leave denormals unflushed (to measure their cost)")
+    parser.add_argument("--heap-threshold", type=int, default=-1, metavar="BYTES",
+                        help="glibc mmap threshold (default: a stage's, codemem.runtime; 0: glibc's dynamic one)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     parser.add_argument("--replicate", type=int, default=1, metavar="K",
                         help="repeat the training samples K times (memory against the training set's size)")
@@ -264,6 +267,9 @@ def main() -> None:
     from codemem import runtime
 
     flushed = False if args.no_flush else runtime.flush_denormals()  # before torch starts threads, as a stage
+    heap_threshold = runtime.HEAP_MMAP_THRESHOLD if args.heap_threshold < 0 else args.heap_threshold
+    if heap_threshold:
+        runtime.bound_heap_growth(heap_threshold)
     import torch
 
     from codemem import datasets
@@ -288,7 +294,8 @@ def main() -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads, denormals flushed: {flushed}); "
           f"{params.dataset} / {params.model}")  # fmt: skip
     figures: dict = {"machine": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-                     "dataset": params.dataset, "model": params.model, "denormals_flushed": flushed}  # fmt: skip
+                     "dataset": params.dataset, "model": params.model, "denormals_flushed": flushed,
+                     "heap_mmap_threshold": heap_threshold}  # fmt: skip
     workdir = Path(args.workdir).resolve() if args.workdir else None
     with tempfile.TemporaryDirectory() as tmp:
         folder = workdir or Path(tmp)

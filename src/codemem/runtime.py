@@ -63,12 +63,43 @@ def bound_heap_growth(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
     753 MiB with a fixed 1 MiB threshold (README, Benchmarks). Freed mappings go back to the system
     at once. Returns False where the C library is not glibc (then nothing changes).
     """
+    libc = _glibc()
+    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
+def large_blocks_mapped(size: int = 2 << 20) -> bool | None:
+    """Is a block of `size` bytes, allocated after one was freed, served from its own mapping?
+
+    What `bound_heap_growth` ensures: with glibc's dynamic threshold the first free raises the
+    threshold past `size` and the second block comes from the heap. None where this is not glibc
+    >= 2.33 (no mallinfo2 to ask)."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                    "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]  # fmt: skip
+
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    mapped = []
+    for _ in range(2):
+        before = libc.mallinfo2().hblkhd
+        block = libc.malloc(size)
+        mapped.append(libc.mallinfo2().hblkhd - before >= size)
+        libc.free(block)
+    return mapped[1]
+
+
+def _glibc():
     import ctypes
     import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
-    except (OSError, AttributeError):
-        return False
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
