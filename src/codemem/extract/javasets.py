@@ -15,8 +15,9 @@ These corpora are far larger than the JDK (Java-Large: ~16M methods), so the in-
   with a cheap name prefilter (a regex over identifiers followed by `(`; only files naming one of the
   ten labels are parsed, and only for method names), then samples `extract.per_name` training methods
   per name (seeded) and keeps every such validation / test method; only those get path-contexts.
-- contexts.npz is assembled from the per-split text files at the end, row by row, with the tables
-  of tokens and paths as the only large in-memory state (`codemem.extract.npzstream`).
+- contexts.npz is assembled from the per-split text files at the end, chunk by chunk, parsed by
+  the workers, with the tables of tokens and paths as the only large in-memory state
+  (`codemem.extract.npzstream`); the text files are then hard-linked into the output.
 
 Like upstream's preprocessing (and unlike `jdk-top10`), bodies are not deduplicated: the published
 archives were already deduplicated by file, and the study used them as they are.
