@@ -23,8 +23,9 @@ ratio (a run that slows down as it trains shows here, not in one early epoch), t
 second, peak process memory and, on a GPU, peak GPU memory. `--json FILE` writes the same figures.
 
 The timed run uses the same process set-up as a stage (`codemem.runtime`): denormals flushed before
-torch starts its threads, and glibc's mmap threshold fixed at 1 MiB. `--no-flush` leaves denormals,
-`--heap-threshold 0` glibc's dynamic threshold, to measure what each costs on this CPU.
+torch starts its threads. `--no-flush` leaves them, to measure what that costs on this CPU.
+`--heap-threshold BYTES` fixes glibc's mmap threshold (the stages leave glibc's dynamic one: a fixed
+1 MiB made code2vec's epoch slower and its peak RSS larger, README Benchmarks).
 """
 
 from __future__ import annotations
@@ -256,8 +257,8 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many training steps instead")
     parser.add_argument("--no-train", action="store_true", help="fetch and extract only")
     parser.add_argument("--no-flush", action="store_true", help="leave denormals unflushed (to measure their cost)")
-    parser.add_argument("--heap-threshold", type=int, default=-1, metavar="BYTES",
-                        help="glibc mmap threshold (default: a stage's, codemem.runtime; 0: glibc's dynamic one)")
+    parser.add_argument("--heap-threshold", type=int, default=0, metavar="BYTES",
+                        help="fix glibc's mmap threshold (default 0: glibc's dynamic one, as a stage)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     parser.add_argument("--replicate", type=int, default=1, metavar="K",
                         help="repeat the training samples K times (memory against the training set's size)")
@@ -267,7 +268,7 @@ def main() -> None:
     from codemem import runtime
 
     flushed = False if args.no_flush else runtime.flush_denormals()  # before torch starts threads, as a stage
-    heap_threshold = runtime.HEAP_MMAP_THRESHOLD if args.heap_threshold < 0 else args.heap_threshold
+    heap_threshold = args.heap_threshold
     if heap_threshold:
         runtime.bound_heap_growth(heap_threshold)
     import torch

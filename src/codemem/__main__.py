@@ -31,7 +31,6 @@ def _process_setup() -> None:
     from codemem import runtime
 
     runtime.flush_denormals()
-    runtime.bound_heap_growth()
 
 
 PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="The params file to read.")
@@ -135,10 +134,9 @@ def check(params: Path = PARAMS):
 
     if p.train.threads > 0:
         torch.set_num_threads(p.train.threads)
-    # What a stage started the same way would compute with: its threads, whether they all flush
-    # denormals (0 = every thread does) and whether large blocks stay off the heap (codemem.runtime).
-    process = {"torch_threads": torch.get_num_threads(), "denormal_outputs": runtime.denormal_outputs(),
-               "large_blocks_mapped": runtime.large_blocks_mapped()}  # fmt: skip
+    # What a stage started the same way would compute with: its threads, and whether they all flush
+    # denormals (0 = every thread does; see codemem.runtime).
+    process = {"torch_threads": torch.get_num_threads(), "denormal_outputs": runtime.denormal_outputs()}
     console.print_json(json.dumps(asdict(p) | {"task": p.task, "model_config": asdict(p.model_config()),
                                                "process": process}))
 

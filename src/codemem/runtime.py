@@ -51,17 +51,17 @@ def denormal_outputs(threads: int | None = None) -> int:
 
 # glibc's M_MMAP_THRESHOLD (malloc.h). Setting it also switches off glibc's dynamic threshold.
 _M_MMAP_THRESHOLD = -3
-HEAP_MMAP_THRESHOLD = 1 << 20
 
 
-def bound_heap_growth(threshold: int = HEAP_MMAP_THRESHOLD) -> bool:
+def bound_heap_growth(threshold: int = 1 << 20) -> bool:
     """Serve allocations of `threshold` bytes and more from their own mappings (glibc only).
 
     By default glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, so
-    after a few steps torch's per-batch tensors of varying sizes land on the heap, which fragments
-    and keeps growing: code2vec's measurement pass over 82k training samples peaked at 1,357 MiB,
-    753 MiB with a fixed 1 MiB threshold (README, Benchmarks). Freed mappings go back to the system
-    at once. Returns False where the C library is not glibc (then nothing changes).
+    torch's per-batch tensors end up on the heap. A fixed threshold looked like a cure for code2vec's
+    heap growth (one measurement pass: 753 instead of 1,357 MiB) but on a whole epoch it was not:
+    4.57 GB peak RSS and unfinished after 10.8 min, against 1.88 GB and 4.3 min (README), so the
+    stages do not call this; `repro/bench.py --heap-threshold` does, to measure it. Returns False
+    where the C library is not glibc (then nothing changes).
     """
     libc = _glibc()
     return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, threshold))
