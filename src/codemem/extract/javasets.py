@@ -112,8 +112,11 @@ def _extract(item):
     out, test = [], split == "test"
     limit = _w["stored"] if split == "train" else _w["max_contexts"]
     for s in ex.extract(data, key=name, seed=_w["seed"], only=only, limit=max(limit, _w["max_contexts"])):
+        # Lines formatted here: one string a method pickles and unpickles far cheaper than its
+        # up to 1,000 context strings (the main process was a bottleneck of the split passes).
         item = {"name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables),
-                "c2v": s.c2v_contexts(_w["max_contexts"]), "c2s": s.c2s_contexts(limit)}  # fmt: skip
+                "c2v": c2v_line(s.label, s.c2v_contexts(_w["max_contexts"]), _w["max_contexts"]),
+                "c2s": c2v_line(s.label, s.c2s_contexts(limit), limit)}  # fmt: skip
         if test:
             item["c2v_variants"] = s.variants(_w["max_contexts"], _c2v_token)
             item["c2s_variants"] = s.variants(limit, _c2s_token)
@@ -292,7 +295,6 @@ def _split_pass(pool, source, layout, limits, split, chosen, x, work) -> None:
     tmp.mkdir(parents=True)
     counts: Counter = Counter()
     t0, samples, projects = time.time(), 0, set()
-    stored = x.max_contexts_stored if split == "train" else x.max_contexts
     items = _members(source, layout, limits, lambda s: s == split)
     if chosen is not None:
         items = ((n, d, split, chosen[n]) for n, d in items if n in chosen)
@@ -307,8 +309,8 @@ def _split_pass(pool, source, layout, limits, split, chosen, x, work) -> None:
             counts.update(c)
             projects.add(name.split("/")[2] if name.count("/") > 2 else "")
             for s in out:
-                files["c2v"].write(c2v_line(s["label"], s["c2v"], x.max_contexts) + "\n")
-                files["c2s"].write(c2v_line(s["label"], s["c2s"], stored) + "\n")
+                files["c2v"].write(s["c2v"] + "\n")
+                files["c2s"].write(s["c2s"] + "\n")
                 files["m"].write(json.dumps({"split": split, "file": name, "line": s["line"], "name": s["name"],
                                              "label": s["label"], "variables": s["variables"]}) + "\n")
                 if split == "test":
