@@ -20,6 +20,17 @@ from codemem import io
 _FIELDS = ("var_owner", "var_token", "occ_var", "occ_ctx", "occ_side")
 
 
+def _write_strings(z: zipfile.ZipFile, key: str, strings: list[str], rows: int = 1 << 16) -> None:
+    """np.array(strings, dtype=str) as a zip member, converted a slice at a time: Java-Small's c2s
+    path table is ~2.4 GB as one fixed-width array, on top of the strings themselves."""
+    width = max(1, max(map(len, strings), default=1))  # numpy's width for these strings
+    header = {"descr": f"<U{width}", "fortran_order": False, "shape": (len(strings),)}
+    with z.open(f"{key}.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_2_0(f, header)
+        for start in range(0, len(strings), rows):
+            f.write(np.array(strings[start : start + rows], dtype=f"<U{width}").tobytes())
+
+
 def _write_array(z: zipfile.ZipFile, key: str, arr: np.ndarray) -> None:
     with z.open(f"{key}.npy", "w", force_zip64=True) as f:
         np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
@@ -146,9 +157,11 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
                 for name, values in zip(_FIELDS, variants):
                     _write_array(z, f"{fmt}_{split}_{name}", np.array(values, dtype=np.int32))
                 counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(variants[0])
-            _write_array(z, f"{fmt}_tokens", np.array(list(tokens), dtype=str))
-            _write_array(z, f"{fmt}_paths", np.array(list(paths), dtype=str))
-        _write_array(z, "labels", np.array(list(labels), dtype=str))
+            _write_strings(z, f"{fmt}_tokens", list(tokens))
+            del tokens
+            _write_strings(z, f"{fmt}_paths", list(paths))
+            del paths
+        _write_strings(z, "labels", list(labels))
         for split in io.METHODNAME_SPLITS:
             _write_array(z, f"{split}_label", np.array(split_labels[split], dtype=np.int32))
     return counts
