@@ -130,7 +130,7 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
     n = {s: json.loads((work / s / "done.json").read_text())["samples"] for s in io.METHODNAME_SPLITS}
     labels = _Table()
     split_labels: dict[str, list[int]] = {s: [] for s in io.METHODNAME_SPLITS}
-    in_flight = 2 * (getattr(pool, "_processes", 1) or 1)
+    in_flight = 4  # chunks out at once: two per worker on the 2-core machine; bounds memory
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as z:
         for k, fmt in enumerate(("c2v", "c2s")):
             tokens, paths = _Table(), _Table()
