@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_pipeline import ROOT, repo, sh  # noqa: F401  (repo is a fixture)
 
@@ -38,6 +39,14 @@ def test_sweep_report_and_offline_plots(repo):  # noqa: F811
     table = (repo / "plots/report.md").read_text()
     assert "| code2vec | jdk-top10 | 0.0 |" in table and "| code2vec | jdk-top10 | 1.0 |" in table
     assert "(0.854)" in table  # the study's code2vec test F1 at noise 0, side by side
+
+    # The report kept both runs: with the experiments gone it draws the same table from plots/runs/.
+    kept = sorted(p.name for p in (repo / "plots/runs").iterdir())
+    assert kept == ["code2vec-jdk-top10-cpu-noise0-seed0", "code2vec-jdk-top10-cpu-noise1-seed0"]
+    sh(repo, "dvc", "exp", "remove", "-A")
+    again = json.loads(sh(repo, sys.executable, "-m", "codemem", "report"))
+    assert again["experiments"] == 2 and again["live"] == 0
+    assert (repo / "plots/report.md").read_text() == table
 
     # dvc plots render offline: the template inlines vega, no CDN script.
     shutil.copy(ROOT / "repro/plots-template.html", repo / "plots-template.html")
@@ -99,3 +108,34 @@ def test_report_leaves_out_unfinished_and_failed_experiments():
     found, problems = load_experiments(show)
     assert [e.name for e in found] == ["done"]
     assert sorted(problems) == ["broken: failed", "running: not finished"]
+
+
+def test_kept_runs_survive_and_a_live_run_replaces_its_kept_one(tmp_path):
+    from codemem.report import Experiment, keep_runs, kept_runs, merge
+
+    def experiment(noise, seed, test_f1, name):
+        epochs = pd.DataFrame({"epoch": [1, 2], "train_f1": [0.5, 0.9], "test_f1": [0.4, test_f1]})
+        return Experiment(name=name, rev="a" * 40, model="code2seq", dataset="jdk-top10", noise=noise, seed=seed,
+                          metrics={"test_f1": test_f1}, epochs=epochs, scores=None,
+                          params={"profile": "cpu", "noise": noise, "seed": seed})  # fmt: skip
+
+    runs = tmp_path / "runs"
+    keep_runs([experiment(0.25, 0, 0.7, "first"), experiment(0.75, 1, 0.2, "other")], runs)
+    (runs / ".code2seq-jdk-top10-cpu-noise0.5-seed0.abc").mkdir()  # an interrupted keep: not a run
+    kept, problems = kept_runs(runs)
+    assert problems == [] and [e.key for e in kept] == ["code2seq-jdk-top10-cpu-noise0.25-seed0",
+                                                        "code2seq-jdk-top10-cpu-noise0.75-seed1"]  # fmt: skip
+    assert kept[0].epochs["test_f1"].tolist() == [0.4, 0.7] and kept[0].scores is None
+
+    rerun = experiment(0.25, 0, 0.8, "second")
+    assert [e.name for e in merge(kept, [rerun])] == ["second", "other"]
+    keep_runs([rerun], runs)
+    kept, _ = kept_runs(runs)
+    assert [(e.name, e.metrics["test_f1"]) for e in kept] == [("second", 0.8), ("other", 0.2)]
+    assert sorted(p.name for p in runs.iterdir() if p.name.startswith(".")) == [
+        ".code2seq-jdk-top10-cpu-noise0.5-seed0.abc"]  # no staging or retired folder left behind
+
+    (runs / "broken").mkdir()
+    (runs / "broken/run.json").write_text("{not json")
+    kept, problems = kept_runs(runs)
+    assert len(kept) == 2 and len(problems) == 1 and "broken" in problems[0] and "delete or fix it" in problems[0]

@@ -104,13 +104,20 @@ def evaluate(p):
 
 
 @app.command()
-def report(plots: Path = PLOTS):
-    """Draw the study's figures and table from the DVC experiments run so far (dvc exp show)."""
+def report(
+    plots: Path = PLOTS,
+    keep: bool = typer.Option(True, help="Keep each finished experiment's params, metrics and CSVs in "
+                              "PLOTS/runs/ (commit it): the report survives `dvc exp gc`, a fresh clone or "
+                              "a sweep split over machines."),
+):
+    """Draw the study's figures and table from the DVC experiments run so far (dvc exp show) and the
+    runs kept in plots/runs/ by earlier reports; a live experiment replaces a kept run of the same
+    model, dataset, profile, noise and seed."""
     from codemem import report as report_module
     from codemem.errors import UserError
 
     try:
-        result = report_module.run(plots)
+        result = report_module.run(plots, keep=keep)
     except UserError as e:
         console.print(f"[bold red]error[/] (report): {e}", soft_wrap=True)
         raise typer.Exit(2) from None

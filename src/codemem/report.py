@@ -11,14 +11,22 @@ one colour per noise level, and with several seeds draws the mean and a min-max 
 - `plots/report_gini.png`: Gini of the per-sample training loss per epoch (Figures 6-7);
 - `plots/report_csr.png`: critical sample ratio per epoch (Figure 8, MethodName);
 - `plots/report.md`: final-epoch values next to the study's published numbers (repro/published.csv).
+
+Experiments live in git refs of one workspace: `dvc exp gc`, a fresh clone or a lost folder takes
+them away. So the report keeps each finished experiment it reads in `plots/runs/<run>/` (run.json
+with its params, metrics and commit; epochs.csv; scores.csv), small enough to commit, and draws
+from those kept runs plus the live ones. A sweep can then span sessions and machines, and the
+committed figures can be redrawn from committed data. Delete a folder to drop a run.
 """
 
 from __future__ import annotations
 
 import io as stdio
 import json
+import shutil
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +55,13 @@ class Experiment:
     metrics: dict
     epochs: pd.DataFrame | None
     scores: pd.DataFrame | None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The kept run's folder name: a later run of the same point replaces it."""
+        profile = self.params.get("profile", "cpu")
+        return f"{self.model}-{self.dataset}-{profile}-noise{self.noise:g}-seed{self.seed}"
 
 
 def _git_csv(rev: str, path: str) -> pd.DataFrame | None:
@@ -94,8 +109,65 @@ def load_experiments(show_json: list) -> tuple[list[Experiment], list[str]]:
             dataset=params.get("dataset", metrics.get("dataset", "?")),
             noise=float(params.get("noise", metrics.get("noise", 0.0))), seed=int(params.get("seed", 0)),
             metrics=metrics, epochs=_git_csv(rev, "plots/epochs.csv"), scores=_git_csv(rev, "plots/scores.csv"),
+            params=params,
         ))  # fmt: skip
     return experiments, problems
+
+
+def keep_runs(experiments: list[Experiment], runs_dir: Path) -> list[Path]:
+    """Write each experiment to runs_dir/<key>/, replacing an earlier run of the same point. A
+    folder is assembled beside its place and renamed into it, so none is ever half-written."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for e in experiments:
+        staging = Path(tempfile.mkdtemp(prefix=f".{e.key}.", dir=runs_dir))
+        record = {"name": e.name, "rev": e.rev, "model": e.model, "dataset": e.dataset, "noise": e.noise,
+                  "seed": e.seed, "params": e.params, "metrics": e.metrics}  # fmt: skip
+        (staging / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        for frame, file in ((e.epochs, "epochs.csv"), (e.scores, "scores.csv")):
+            if frame is not None:
+                frame.to_csv(staging / file, index=False)
+        target = runs_dir / e.key
+        if target.exists():
+            retired = target.with_name(f".{e.key}.old")
+            shutil.rmtree(retired, ignore_errors=True)
+            target.rename(retired)
+            staging.rename(target)
+            shutil.rmtree(retired)
+        else:
+            staging.rename(target)
+        written.append(target)
+    return written
+
+
+def kept_runs(runs_dir: Path) -> tuple[list[Experiment], list[str]]:
+    """The runs kept in runs_dir, and the folders that could not be read (with why)."""
+    experiments, problems = [], []
+    for folder in sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []:
+        if folder.name.startswith("."):
+            continue  # an interrupted keep_runs's staging folder
+        try:
+            record = json.loads((folder / "run.json").read_text())
+            experiments.append(Experiment(
+                name=record["name"], rev=record["rev"], model=record["model"], dataset=record["dataset"],
+                noise=float(record["noise"]), seed=int(record["seed"]), metrics=record["metrics"],
+                epochs=_read_csv(folder / "epochs.csv"), scores=_read_csv(folder / "scores.csv"),
+                params=record.get("params") or {},
+            ))  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            problems.append(f"{folder}: unreadable kept run ({type(error).__name__}: {error}); delete or fix it")
+    return experiments, problems
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def merge(kept: list[Experiment], live: list[Experiment]) -> list[Experiment]:
+    """Kept runs and live experiments, one per key: a live experiment wins over a kept one."""
+    by_key = {e.key: e for e in kept}
+    by_key.update({e.key: e for e in live})
+    return sorted(by_key.values(), key=lambda e: (e.model, e.dataset, e.noise, e.seed))
 
 
 def _band(ax, frames: list[pd.Series], x, color, style="-", label=None):
@@ -224,14 +296,22 @@ def _published(published: pd.DataFrame | None, model: str, metric: str, noise: f
     return float(match.iloc[0][column])
 
 
-def run(plots_dir: Path = Path("plots"), show_json: list | None = None) -> dict:
+def run(plots_dir: Path = Path("plots"), show_json: list | None = None, keep: bool = True) -> dict:
+    """Read the live experiments, keep them in plots_dir/runs (unless keep is False) and draw the
+    figures and table from the kept runs plus the live ones."""
     if show_json is None:
         shown = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True, check=False)
         if shown.returncode != 0:
             raise UserError(f"`dvc exp show --json` failed (run `codemem report` in the project folder, after "
                             f"`dvc exp run`): {shown.stderr.strip()}")
         show_json = json.loads(shown.stdout or "[]")
-    experiments, problems = load_experiments(show_json)
+    live, problems = load_experiments(show_json)
+    runs_dir = plots_dir / "runs"
+    if keep:
+        keep_runs(live, runs_dir)
+    kept, unreadable = kept_runs(runs_dir)
+    problems += unreadable
+    experiments = merge(kept, live)
     for problem in problems:
         log(f"[yellow]report: skipped {problem}[/]")
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -241,5 +321,6 @@ def run(plots_dir: Path = Path("plots"), show_json: list | None = None) -> dict:
     if problems:
         markdown += "\nSkipped: " + "; ".join(problems) + "\n"
     (plots_dir / "report.md").write_text(markdown)
-    return {"experiments": len(experiments), "skipped": problems, "figures": [str(f) for f in figures],
+    return {"experiments": len(experiments), "live": len(live), "kept": str(runs_dir) if keep else None,
+            "skipped": problems, "figures": [str(f) for f in figures],
             "table": str(plots_dir / "report.md")}  # fmt: skip
