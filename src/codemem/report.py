@@ -121,6 +121,7 @@ def keep_runs(experiments: list[Experiment], runs_dir: Path) -> list[Path]:
     written = []
     for e in experiments:
         staging = Path(tempfile.mkdtemp(prefix=f".{e.key}.", dir=runs_dir))
+        staging.chmod(0o755)  # mkdtemp's 0700 would keep the kept run from others sharing the folder
         record = {"name": e.name, "rev": e.rev, "model": e.model, "dataset": e.dataset, "noise": e.noise,
                   "seed": e.seed, "params": e.params, "metrics": e.metrics}  # fmt: skip
         (staging / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
