@@ -274,23 +274,25 @@ class Code2VecRunner(MethodNameRunner):
         the first possible name among the top-k (code2vec)."""
         self.model.eval()
         inputs, labels = _rows(self.inputs[split], rows), _rows(self.labels.get(split), rows)
-        losses, scores, predictions = [], [], []
+        # Written into arrays made once: a small tensor kept from every batch pins glibc's heap
+        # between the batches' large transient blocks, and the heap then grows with the split.
+        losses = np.zeros(len(inputs), dtype=np.float32) if labels is not None else None
+        scores, predictions = np.zeros(len(inputs), dtype=np.float32), []
         for start in range(0, len(inputs), batch_size):
             logits = self.model(inputs[start : start + batch_size].to(self.device))
+            end = start + len(logits)
             top = logits.topk(min(self.model.config.top_k, logits.shape[-1]), dim=-1)
             first = [metrics.first_possible_name(self.names[i] for i in row) for row in top.indices.tolist()]
             if self.study:  # the patch logs top_scores[0]: the top-1 of a softmax over the top-10 logits
-                scores.append(torch.softmax(top.values, -1)[:, 0].cpu())
+                scores[start:end] = torch.softmax(top.values, -1)[:, 0].cpu().numpy()
             else:
                 ids = torch.tensor([self.name_id[n] if n else 0 for n in first], device=logits.device)
-                scores.append(torch.softmax(logits, -1).gather(1, ids[:, None]).squeeze(1).cpu())
+                scores[start:end] = torch.softmax(logits, -1).gather(1, ids[:, None]).squeeze(1).cpu().numpy()
             predictions += first
             if labels is not None:
-                y = labels[start : start + batch_size].to(self.device)
-                losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="none").cpu())
-        if labels is not None and not losses:
-            losses = [torch.zeros(0)]
-        return (torch.cat(losses).numpy() if losses else None), _cat(scores), predictions
+                y = labels[start:end].to(self.device)
+                losses[start:end] = torch.nn.functional.cross_entropy(logits, y, reduction="none").cpu().numpy()
+        return losses, scores, predictions
 
     @staticmethod
     def f1(true, predicted) -> metrics.F1:
@@ -442,10 +444,6 @@ def _keep_rows(table: torch.Tensor, kept: np.ndarray, chunk: int = 8192) -> torc
     for start in range(0, len(kept), chunk):
         table[start : start + chunk] = table[torch.from_numpy(kept[start : start + chunk])]
     return table[: len(kept)]
-
-
-def _cat(xs: list[torch.Tensor]) -> np.ndarray:
-    return torch.cat(xs).numpy() if xs else np.zeros(0)
 
 
 RUNNERS = {"code2vec": Code2VecRunner, "code2seq": Code2SeqRunner}
