@@ -113,11 +113,11 @@ def test_report_leaves_out_unfinished_and_failed_experiments():
 def test_kept_runs_survive_and_a_live_run_replaces_its_kept_one(tmp_path):
     from codemem.report import Experiment, keep_runs, kept_runs, merge
 
-    def experiment(noise, seed, test_f1, name):
+    def experiment(noise, seed, test_f1, name, timestamp="2026-12-01T10:00:00"):
         epochs = pd.DataFrame({"epoch": [1, 2], "train_f1": [0.5, 0.9], "test_f1": [0.4, test_f1]})
         return Experiment(name=name, rev="a" * 40, model="code2seq", dataset="jdk-top10", noise=noise, seed=seed,
                           metrics={"test_f1": test_f1}, epochs=epochs, scores=None,
-                          params={"profile": "cpu", "noise": noise, "seed": seed})  # fmt: skip
+                          params={"profile": "cpu", "noise": noise, "seed": seed}, timestamp=timestamp)  # fmt: skip
 
     runs = tmp_path / "runs"
     keep_runs([experiment(0.25, 0, 0.7, "first"), experiment(0.75, 1, 0.2, "other")], runs)
@@ -127,9 +127,12 @@ def test_kept_runs_survive_and_a_live_run_replaces_its_kept_one(tmp_path):
                                                         "code2seq-jdk-top10-cpu-noise0.75-seed1"]  # fmt: skip
     assert kept[0].epochs["test_f1"].tolist() == [0.4, 0.7] and kept[0].scores is None
 
-    rerun = experiment(0.25, 0, 0.8, "second")
+    rerun = experiment(0.25, 0, 0.8, "second", timestamp="2026-12-01T11:00:00")
     assert [e.name for e in merge(kept, [rerun])] == ["second", "other"]
-    keep_runs([rerun], runs)
+    # dvc exp show lists the newest first: an older live run of the point neither wins nor is kept.
+    older = experiment(0.25, 0, 0.1, "older", timestamp="2026-12-01T09:00:00")
+    assert [e.name for e in merge(kept, [rerun, older])] == ["second", "other"]
+    keep_runs([rerun, older], runs)
     kept, _ = kept_runs(runs)
     assert [(e.name, e.metrics["test_f1"]) for e in kept] == [("second", 0.8), ("other", 0.2)]
     assert sorted(p.name for p in runs.iterdir() if p.name.startswith(".")) == [
@@ -139,3 +142,5 @@ def test_kept_runs_survive_and_a_live_run_replaces_its_kept_one(tmp_path):
     (runs / "broken/run.json").write_text("{not json")
     kept, problems = kept_runs(runs)
     assert len(kept) == 2 and len(problems) == 1 and "broken" in problems[0] and "delete or fix it" in problems[0]
+    keep_runs([older], runs)  # an older run does not replace the newer one kept
+    assert [e.name for e in kept_runs(runs)[0]] == ["second", "other"]

@@ -111,8 +111,8 @@ def report(
                               "a sweep split over machines."),
 ):
     """Draw the study's figures and table from the DVC experiments run so far (dvc exp show) and the
-    runs kept in plots/runs/ by earlier reports; a live experiment replaces a kept run of the same
-    model, dataset, profile, noise and seed."""
+    runs kept in plots/runs/ by earlier reports; of several runs of one model, dataset, profile,
+    noise and seed, the newest."""
     from codemem import report as report_module
     from codemem.errors import UserError
 

@@ -56,6 +56,7 @@ class Experiment:
     epochs: pd.DataFrame | None
     scores: pd.DataFrame | None
     params: dict = field(default_factory=dict)
+    timestamp: str = ""  # the experiment commit's time, ISO 8601 (dvc exp show): the newest run of a point wins
 
     @property
     def key(self) -> str:
@@ -109,21 +110,26 @@ def load_experiments(show_json: list) -> tuple[list[Experiment], list[str]]:
             dataset=params.get("dataset", metrics.get("dataset", "?")),
             noise=float(params.get("noise", metrics.get("noise", 0.0))), seed=int(params.get("seed", 0)),
             metrics=metrics, epochs=_git_csv(rev, "plots/epochs.csv"), scores=_git_csv(rev, "plots/scores.csv"),
-            params=params,
+            params=params, timestamp=str(data.get("timestamp") or ""),
         ))  # fmt: skip
     return experiments, problems
 
 
 def keep_runs(experiments: list[Experiment], runs_dir: Path) -> list[Path]:
-    """Write each experiment to runs_dir/<key>/, replacing an earlier run of the same point. A
-    folder is assembled beside its place and renamed into it, so none is ever half-written."""
+    """Write each experiment to runs_dir/<key>/ unless a newer run of the same point is kept there
+    (or listed). A folder is assembled beside its place and renamed into it, so none is ever
+    half-written."""
     runs_dir.mkdir(parents=True, exist_ok=True)
+    kept, _ = kept_runs(runs_dir)
+    newest = {e.key: e for e in merge(kept, experiments)}
     written = []
     for e in experiments:
+        if newest[e.key] is not e:
+            continue
         staging = Path(tempfile.mkdtemp(prefix=f".{e.key}.", dir=runs_dir))
         staging.chmod(0o755)  # mkdtemp's 0700 would keep the kept run from others sharing the folder
-        record = {"name": e.name, "rev": e.rev, "model": e.model, "dataset": e.dataset, "noise": e.noise,
-                  "seed": e.seed, "params": e.params, "metrics": e.metrics}  # fmt: skip
+        record = {"name": e.name, "rev": e.rev, "timestamp": e.timestamp, "model": e.model, "dataset": e.dataset,
+                  "noise": e.noise, "seed": e.seed, "params": e.params, "metrics": e.metrics}  # fmt: skip
         (staging / "run.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         for frame, file in ((e.epochs, "epochs.csv"), (e.scores, "scores.csv")):
             if frame is not None:
@@ -153,7 +159,7 @@ def kept_runs(runs_dir: Path) -> tuple[list[Experiment], list[str]]:
                 name=record["name"], rev=record["rev"], model=record["model"], dataset=record["dataset"],
                 noise=float(record["noise"]), seed=int(record["seed"]), metrics=record["metrics"],
                 epochs=_read_csv(folder / "epochs.csv"), scores=_read_csv(folder / "scores.csv"),
-                params=record.get("params") or {},
+                params=record.get("params") or {}, timestamp=str(record.get("timestamp") or ""),
             ))  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError) as error:
             problems.append(f"{folder}: unreadable kept run ({type(error).__name__}: {error}); delete or fix it")
@@ -165,9 +171,12 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
 
 
 def merge(kept: list[Experiment], live: list[Experiment]) -> list[Experiment]:
-    """Kept runs and live experiments, one per key: a live experiment wins over a kept one."""
-    by_key = {e.key: e for e in kept}
-    by_key.update({e.key: e for e in live})
+    """Kept runs and live experiments, one per key: the newest (a point rerun after a change of
+    code replaces its earlier run, wherever each is); at the same time, a live one over a kept one."""
+    by_key: dict[str, Experiment] = {}
+    for e in [*kept, *live]:
+        if e.key not in by_key or e.timestamp >= by_key[e.key].timestamp:
+            by_key[e.key] = e
     return sorted(by_key.values(), key=lambda e: (e.model, e.dataset, e.noise, e.seed))
 
 
