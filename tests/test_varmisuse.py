@@ -106,6 +106,25 @@ def test_step_samples_walk_an_endless_seeded_stream():
     assert np.array_equal(V.step_samples(10, 4, 3, seed=1), steps[3])
 
 
+def test_a_repair_mass_rounding_above_one_is_logged_as_zero_loss():
+    """Every candidate a target (noise makes those of samples with <= 3 candidates): the pointer's
+    mass is the whole softmax, which float32 can sum to 1 + 1.2e-7, a loss of -1.2e-7 that stopped
+    the Gini (and the run) on an AVX-512 CPU."""
+    from codemem.models.varmisuse import varmisuse_losses
+
+    logits = torch.randn(1, 12, 2, generator=torch.Generator().manual_seed(0)) * 3
+    candidates = torch.zeros(1, 12)
+    candidates[0, 1:8] = 1
+    _, repair = varmisuse_losses(logits, torch.ones(1, 12, dtype=torch.bool), torch.tensor([1]), torch.tensor([3]),
+                                 candidates.clone(), candidates)  # fmt: skip
+    assert abs(repair.item()) < 1e-6  # -1.19e-7 here; exactly 0 where the kernels round the other way
+    crafted = torch.tensor([-1.1920929e-07, 0.5, 0.0])
+    for losses in (repair, crafted, crafted.numpy()):
+        logged = V.logged_losses(losses)
+        assert logged.min() >= 0 and gini(logged) >= 0
+    assert V.logged_losses(crafted).tolist() == [0.0, 0.5, 0.0]
+
+
 def test_accuracies_and_both_ginis_on_a_hand_computed_case():
     m = {
         "has_bug": np.array([True, True, False, False]),

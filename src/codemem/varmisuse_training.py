@@ -289,6 +289,14 @@ def forward(model, batch: Batch):
     return args, vm.varmisuse_losses(*args)
 
 
+def logged_losses(loss: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per-sample losses as logged for the Gini: a loss is >= 0, but float32 rounding leaves -1.2e-7
+    where the repair pointer's mass on the targets sums to just above 1 (every candidate a target, as
+    noise makes of a sample with <= 3 candidates; which CPUs round so depends on their kernels)."""
+    values = loss.detach().float().cpu().numpy() if isinstance(loss, torch.Tensor) else np.asarray(loss)
+    return np.maximum(values, 0)
+
+
 @torch.no_grad()
 def measure(model, split: Split, idx: np.ndarray, config: vm.VarMisuseConfig, device) -> dict[str, np.ndarray]:
     """Per-sample outcomes of samples `idx` with dropout off: losses, correctness, scores."""
@@ -301,8 +309,7 @@ def measure(model, split: Split, idx: np.ndarray, config: vm.VarMisuseConfig, de
         outcome = vm.varmisuse_predictions(*args) | {"loc_loss": loc_loss, "repair_loss": rep_loss}
         for k in keys:
             out[k][positions] = outcome[k].double().cpu().numpy()
-    # A loss is >= 0; float32 rounding can leave -1e-7 where the target mass rounds above 1.
-    out["loc_loss"], out["repair_loss"] = np.maximum(out["loc_loss"], 0), np.maximum(out["repair_loss"], 0)
+    out["loc_loss"], out["repair_loss"] = logged_losses(out["loc_loss"]), logged_losses(out["repair_loss"])
     out["has_bug"] = split.has_bug[idx]
     return out
 
@@ -392,8 +399,8 @@ class VarMisuseTraining(Training):
         batch = collate(self.train, positions, self.device)
         _, (loc_loss, rep_loss) = forward(self.model, batch)
         # What the study's patch logs inside the step (LOC_LOSS_SAMP, TGT_LOSS_SAMP), dropout on.
-        self._in_step["loc"].append(loc_loss.detach().float().cpu().numpy())
-        self._in_step["repair"].append(rep_loss.detach().float().cpu().numpy())
+        self._in_step["loc"].append(logged_losses(loc_loss))
+        self._in_step["repair"].append(logged_losses(rep_loss))
         return batch, loc_loss, rep_loss
 
     def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
