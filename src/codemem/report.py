@@ -115,12 +115,12 @@ def load_experiments(show_json: list) -> tuple[list[Experiment], list[str]]:
     return experiments, problems
 
 
-def keep_runs(experiments: list[Experiment], runs_dir: Path) -> list[Path]:
+def keep_runs(experiments: list[Experiment], runs_dir: Path, kept: list[Experiment] | None = None) -> list[Path]:
     """Write each experiment to runs_dir/<key>/ unless a newer run of the same point is kept there
     (or listed). A folder is assembled beside its place and renamed into it, so none is ever
-    half-written."""
+    half-written. `kept`: runs_dir's runs when the caller has read them already."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    kept, _ = kept_runs(runs_dir)
+    kept = kept_runs(runs_dir)[0] if kept is None else kept
     newest = {e.key: e for e in merge(kept, experiments)}
     written = []
     for e in experiments:
@@ -317,11 +317,11 @@ def run(plots_dir: Path = Path("plots"), show_json: list | None = None, keep: bo
         show_json = json.loads(shown.stdout or "[]")
     live, problems = load_experiments(show_json)
     runs_dir = plots_dir / "runs"
-    if keep:
-        keep_runs(live, runs_dir)
     kept, unreadable = kept_runs(runs_dir)
     problems += unreadable
     experiments = merge(kept, live)
+    if keep:
+        keep_runs(live, runs_dir, kept)
     for problem in problems:
         log(f"[yellow]report: skipped {problem}[/]")
     plots_dir.mkdir(parents=True, exist_ok=True)
