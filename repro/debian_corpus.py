@@ -25,7 +25,8 @@ from pathlib import Path
 PACKAGES = {
     "openjdk-17": "training", "openjfx": "training", "eclipse-jdt-core": "training", "lucene-solr": "training",
     "groovy": "training", "guava-libraries": "training", "netty": "training", "apache-log4j2": "training",
-    "libcommons-lang3-java": "training", "jetty9": "validation", "tomcat10": "test",
+    "libcommons-lang3-java": "training", "gradle": "training", "bouncycastle": "training",
+    "jetty9": "validation", "tomcat10": "test",
 }  # fmt: skip
 SOURCES = "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n"
 

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import random
 import time
 import zipfile
 from itertools import islice
@@ -17,6 +18,7 @@ from codemem.extract.java import (
     c2v_line,
     java_string_hash,
     normalize_terminal,
+    shuffle,
     split_subtokens,
 )
 
@@ -333,6 +335,18 @@ def test_sampling_deterministic_and_seeded():
     capped = JavaExtractor(PathConfig(max_contexts=20)).extract(wrap(body), key="t", seed=0)[0]
     assert capped.contexts == a.contexts[:20]
     assert len(a.c2v_contexts(200)) == min(200, len(a.contexts))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1000, 70_001])
+def test_our_shuffle_is_pythons(n):
+    """The samples were drawn with random.Random.shuffle: ours must give the same order and leave the
+    generator in the same state, at every size around a power of two."""
+    for seed in ("0:a.java:3", "7:b.java:0"):
+        ours, theirs = list(range(n)), list(range(n))
+        rng_ours, rng_theirs = random.Random(seed), random.Random(seed)
+        shuffle(ours, rng_ours)
+        rng_theirs.shuffle(theirs)
+        assert ours == theirs and rng_ours.getstate() == rng_theirs.getstate()
 
 
 # ---------------------------------------------------------------- variables and renaming

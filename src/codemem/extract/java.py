@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from sys import intern
+from typing import NamedTuple
 
 import numpy as np
 import tree_sitter_java
@@ -118,7 +120,25 @@ def _label_of(name: str) -> str:
     return "|".join(split_subtokens(name)) or normalize_terminal(name)
 
 
-@lru_cache(maxsize=1 << 17)
+class _Memo(dict):
+    """Path strings by path for the formatting loops, which run for every context of a corpus: a
+    dict lookup (cheaper than an lru_cache hit; the path labels are interned, so keys compare by
+    identity), emptied when full so that memory stays bounded."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value):
+        if len(self) >= self.size:
+            self.clear()
+        self[key] = value
+        return value
+
+
+_C2V_PATHS, _C2S_PATHS = _Memo(1 << 18), _Memo(1 << 18)
+
+
 def _path_hash(nodes: tuple[str, ...], up: int) -> int:
     """code2vec path string `(a)^(b)^(lca)_(c)_(d)` hashed with String.hashCode."""
     s = "(" + ")^(".join(nodes[: up + 1]) + ")" + "".join("_(" + n + ")" for n in nodes[up + 1 :])
@@ -145,7 +165,6 @@ def _c2s_token(text: str) -> str:
     return NUM if _INT_RE.fullmatch(text) and name not in _KEEP_NUMBERS else name
 
 
-@lru_cache(maxsize=1 << 17)  # paths repeat across methods (the c2s string of each costs a join)
 def _c2s_path(nodes: tuple[str, ...]) -> str:
     return "|".join(map(_c2s_node, nodes))
 
@@ -178,8 +197,7 @@ class MethodInfo:
     has_error: bool  # the method's subtree contains ERROR or MISSING nodes
 
 
-@dataclass(frozen=True, slots=True)
-class PathContext:
+class PathContext(NamedTuple):  # a tuple: a method makes up to 1,000 of them, a corpus hundreds of millions
     source: int  # leaf index
     nodes: tuple[str, ...]  # node strings (with child indices) from the source leaf up to the LCA (nodes[up]), down to the target
     up: int
@@ -198,12 +216,22 @@ class MethodSample:
     variables: dict[str, list[int]] = field(default_factory=dict)  # name -> occurrence leaf indices
 
     def c2v_contexts(self, limit: int = 200) -> list[str]:
-        tok = [_c2v_token(t) for t in self.leaves]
-        return [f"{tok[c.source]},{_path_hash(c.nodes, c.up)},{tok[c.target]}" for c in self.contexts[:limit]]
+        tok, paths, out = [_c2v_token(t) for t in self.leaves], _C2V_PATHS, []
+        for source, nodes, up, target in self.contexts[:limit]:
+            path = paths.get((nodes, up))
+            if path is None:
+                path = paths.put((nodes, up), str(_path_hash(nodes, up)))
+            out.append(f"{tok[source]},{path},{tok[target]}")
+        return out
 
     def c2s_contexts(self, limit: int) -> list[str]:
-        tok = [_c2s_token(t) for t in self.leaves]
-        return [f"{tok[c.source]},{_c2s_path(c.nodes)},{tok[c.target]}" for c in self.contexts[:limit]]
+        tok, paths, out = [_c2s_token(t) for t in self.leaves], _C2S_PATHS, []
+        for source, nodes, _, target in self.contexts[:limit]:
+            path = paths.get(nodes)
+            if path is None:
+                path = paths.put(nodes, _c2s_path(nodes))
+            out.append(f"{tok[source]},{path},{tok[target]}")
+        return out
 
     def variants(self, limit: int, token) -> list[tuple[str, list[tuple[int, int]]]]:
         """Each variable's single-place renaming to `var<k>` (`fresh_name`), as (the new terminal,
@@ -513,7 +541,8 @@ class _Tree:
                 self.leaf_nodes.append(k)
                 self.leaves.append(METHOD_NAME if s in method_names else src[s:e].decode("utf-8", "replace"))
                 self.spans.append((s, e))
-            with_id = f"{typ}{ci}"
+            # interned: the path tuples built from them then compare by identity in the formatting memos
+            typ, with_id = intern(typ), intern(f"{typ}{ci}")
             self.up_labels.append(with_id if leaf or (par >= 0 and self.raw[par] in _CHILD_ID_PARENTS) else typ)
             self.down_labels.append(with_id if leaf or raw in _CHILD_ID_PARENTS else typ)
         # variables: declared names, occurring at identifier leaves outside non-variable positions
@@ -568,6 +597,24 @@ def _mark_variables(node: Node, typ: str, children: list[Node], skip: set, decla
 def _method_name(method: Node) -> str:
     name = method.child_by_field_name("name")
     return name.text.decode("utf-8", "replace") if name is not None else ""
+
+
+def shuffle(items: list, rng: random.Random) -> None:
+    """`rng.shuffle(items)`, spelled out: CPython's Fisher-Yates with the same draws and swaps (each
+    `j` drawn as `getrandbits(n.bit_length())` until below n = i + 1), so the sampled contexts do not
+    depend on the Python version's shuffle, and without a call per draw (methods have up to hundreds
+    of thousands of pairs)."""
+    getrandbits = rng.getrandbits
+    top = len(items)
+    while top > 1:
+        k = top.bit_length()
+        low = max(1 << (k - 1), 2)  # every size from top down to 2^(k-1) has k bits
+        for n in range(top, low - 1, -1):
+            j = getrandbits(k)
+            while j >= n:
+                j = getrandbits(k)
+            items[n - 1], items[j] = items[j], items[n - 1]
+        top = low - 1
 
 
 class JavaExtractor:
@@ -650,7 +697,7 @@ class JavaExtractor:
     def _sample(self, method: Node, src: bytes, index: int, rng: random.Random, limit: int) -> MethodSample:
         t = _Tree(method, src)
         pairs = self._pairs(t)
-        rng.shuffle(pairs)  # structure-only order, so renamed methods sample the same pairs
+        shuffle(pairs, rng)  # structure-only order, so renamed methods sample the same pairs
         # label chain from each leaf upward (at most max_len+1 nodes) to build paths by slicing
         ups, downs = [], []
         for v in t.leaf_nodes:
@@ -662,11 +709,12 @@ class JavaExtractor:
             ups.append(tuple(up_chain))
             downs.append(tuple(down_chain))
         n_leaves, stride, contexts = len(t.leaves), self.config.max_path_length + 1, []
+        depth, make = [t.depth[v] for v in t.leaf_nodes], tuple.__new__  # this loop runs millions of times per corpus
         for p in pairs[:limit]:
-            q, up = divmod(p, stride)  # inlined `_decode`: this loop runs millions of times per corpus
+            q, up = divmod(p, stride)  # inlined `_decode`
             i, j = divmod(q, n_leaves)
-            down = t.depth[t.leaf_nodes[j]] - t.depth[t.leaf_nodes[i]] + up
-            contexts.append(PathContext(i, ups[i][: up + 1] + downs[j][down - 1 :: -1], up, j))
+            down = depth[j] - depth[i] + up
+            contexts.append(make(PathContext, (i, ups[i][: up + 1] + downs[j][down - 1 :: -1], up, j)))
         name = _method_name(method)
         return MethodSample(index, name, _label_of(name), method.start_point[0] + 1, t.leaves, t.spans,
                             contexts, t.variables)

@@ -93,12 +93,16 @@ def _scan(item):
     return name, "ok", len(infos), wanted
 
 
+_OUTPUTS = ("c2v", "c2s", "methods", "variants")  # a split's text files
+
+
 def _extract(item):
-    """Path-contexts of one file's methods (`only`: their indices, None = every error-free one)."""
+    """Path-contexts of one file's methods (`only`: their indices, None = every error-free one):
+    (name, status, counts, samples, {output: the file's lines for it, encoded})."""
     name, data, split, only = item
     status = _status(data)
     if status != "ok":
-        return name, status, Counter(), []
+        return name, status, Counter(), 0, {}
     counts: Counter = Counter()
     ex = _w["extractor"]
     if only is None:
@@ -108,20 +112,22 @@ def _extract(item):
         counts["methods_without_name_subtokens"] = sum(not m.label and not m.has_error for m in infos)
         only = [m.index for m in infos if m.label and not m.has_error]
     if not only:
-        return name, status, counts, []
-    out, test = [], split == "test"
+        return name, status, counts, 0, {}
+    # Lines formatted and encoded here, on every core: the main process only writes them (formatting
+    # up to 1,000 contexts a method, or even encoding Java-Small's ~16 GB of text, made the single
+    # main process a bottleneck of the split passes).
+    lines: dict[str, list[str]] = {k: [] for k in _OUTPUTS}
     limit = _w["stored"] if split == "train" else _w["max_contexts"]
-    for s in ex.extract(data, key=name, seed=_w["seed"], only=only, limit=max(limit, _w["max_contexts"])):
-        # Lines formatted here: one string a method pickles and unpickles far cheaper than its
-        # up to 1,000 context strings (the main process was a bottleneck of the split passes).
-        item = {"name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables),
-                "c2v": c2v_line(s.label, s.c2v_contexts(_w["max_contexts"]), _w["max_contexts"]),
-                "c2s": c2v_line(s.label, s.c2s_contexts(limit), limit)}  # fmt: skip
-        if test:
-            item["c2v_variants"] = s.variants(_w["max_contexts"], _c2v_token)
-            item["c2s_variants"] = s.variants(limit, _c2s_token)
-        out.append(item)
-    return name, status, counts, out
+    samples = ex.extract(data, key=name, seed=_w["seed"], only=only, limit=max(limit, _w["max_contexts"]))
+    for s in samples:
+        lines["c2v"].append(c2v_line(s.label, s.c2v_contexts(_w["max_contexts"]), _w["max_contexts"]))
+        lines["c2s"].append(c2v_line(s.label, s.c2s_contexts(limit), limit))
+        lines["methods"].append(json.dumps({"split": split, "file": name, "line": s.line, "name": s.name,
+                                            "label": s.label, "variables": list(s.variables)}))  # fmt: skip
+        if split == "test":
+            lines["variants"].append(json.dumps([s.variants(_w["max_contexts"], _c2v_token),
+                                                 s.variants(limit, _c2s_token)]))  # fmt: skip
+    return name, status, counts, len(samples), {k: "".join(x + "\n" for x in v).encode() for k, v in lines.items()}
 
 
 def _batches(items, max_files: int = 256, max_bytes: int = 16 << 20):
@@ -300,22 +306,17 @@ def _split_pass(pool, source, layout, limits, split, chosen, x, work) -> None:
         items = ((n, d, split, chosen[n]) for n, d in items if n in chosen)
     else:
         items = ((n, d, split, None) for n, d in _limit(items, x.max_files))
-    files = {ext: open(tmp / name, "w") for ext, name in  # noqa: SIM115 (closed in `finally`)
-             (("c2v", f"{split}.c2v"), ("c2s", f"{split}.c2s"), ("m", "methods.jsonl"), ("v", "variants.jsonl"))}
+    names = dict(zip(_OUTPUTS, (f"{split}.c2v", f"{split}.c2s", "methods.jsonl", "variants.jsonl"), strict=True))
+    files = {k: open(tmp / name, "wb") for k, name in names.items()}  # noqa: SIM115 (closed in `finally`)
     try:
-        for name, status, c, out in progress_bar(_pipelined(pool, _extract, items), f"extract: {split} split"):
+        for name, status, c, n, out in progress_bar(_pipelined(pool, _extract, items), f"extract: {split} split"):
             counts["files"] += 1
             counts[f"files_{status}"] += 1
             counts.update(c)
             projects.add(name.split("/")[2] if name.count("/") > 2 else "")
-            for s in out:
-                files["c2v"].write(s["c2v"] + "\n")
-                files["c2s"].write(s["c2s"] + "\n")
-                files["m"].write(json.dumps({"split": split, "file": name, "line": s["line"], "name": s["name"],
-                                             "label": s["label"], "variables": s["variables"]}) + "\n")
-                if split == "test":
-                    files["v"].write(json.dumps([s["c2v_variants"], s["c2s_variants"]]) + "\n")
-                samples += 1
+            for k, text in out.items():
+                files[k].write(text)
+            samples += n
     finally:
         for f in files.values():
             f.close()
