@@ -498,10 +498,14 @@ class _Tree:
         skip: set[int] = set()  # start bytes of identifiers that are not variable occurrences
         declared: set[int] = set()  # start bytes of identifiers that declare a variable
         method_names: set[int] = set()
+        labels, raws, parents, child_idx, depths, kids_of = (self.labels, self.raw, self.parent, self.child_idx,
+                                                              self.depth, self.kids)  # fmt: skip
+        up_labels, down_labels, leaf_nodes, leaves, spans = (self.up_labels, self.down_labels, self.leaf_nodes,
+                                                             self.leaves, self.spans)  # fmt: skip
         stack = [(root, -1, 0)]  # iterative pre-order: deep expressions must not hit the recursion limit
         while stack:
             node, par, ci = stack.pop()
-            k, raw = len(self.labels), node.type
+            k, raw = len(labels), node.type
             typ = raw
             if type(node) is _Syn:
                 children = node.kids
@@ -521,30 +525,30 @@ class _Tree:
                 if kids:
                     _mark_variables(node, raw, kids, skip, declared, method_names)
                 children = _ast_children(node, raw, kids) if kids else kids
-            self.labels.append(typ)
-            self.raw.append(raw)
-            self.parent.append(par)
-            self.child_idx.append(ci)
-            self.depth.append(self.depth[par] + 1 if par >= 0 else 0)
-            self.kids.append([])
+            labels.append(typ)
+            raws.append(raw)
+            parents.append(par)
+            child_idx.append(ci)
+            depths.append(depths[par] + 1 if par >= 0 else 0)
+            kids_of.append([])
             if par >= 0:
-                self.kids[par].append(k)
+                kids_of[par].append(k)
             leaf = False
             if children:
-                stack.extend((c, k, i) for i, c in reversed(list(enumerate(children))))
+                stack.extend([(children[i], k, i) for i in range(len(children) - 1, -1, -1)])
             elif (not raw.endswith("_statement") and node.end_byte > node.start_byte
-                  and (raw not in _NEVER_LEAVES or raw == "dimensions" and self.raw[par] in _DIMENSION_LEAF_PARENTS)):
+                  and (raw not in _NEVER_LEAVES or raw == "dimensions" and raws[par] in _DIMENSION_LEAF_PARENTS)):
                 leaf = True
                 s, e = node.start_byte, node.end_byte
                 if raw == "identifier":
-                    ident_leaves.append(len(self.leaves))
-                self.leaf_nodes.append(k)
-                self.leaves.append(METHOD_NAME if s in method_names else src[s:e].decode("utf-8", "replace"))
-                self.spans.append((s, e))
+                    ident_leaves.append(len(leaves))
+                leaf_nodes.append(k)
+                leaves.append(METHOD_NAME if s in method_names else src[s:e].decode("utf-8", "replace"))
+                spans.append((s, e))
             # interned: the path tuples built from them then compare by identity in the formatting memos
             typ, with_id = intern(typ), intern(f"{typ}{ci}")
-            self.up_labels.append(with_id if leaf or (par >= 0 and self.raw[par] in _CHILD_ID_PARENTS) else typ)
-            self.down_labels.append(with_id if leaf or raw in _CHILD_ID_PARENTS else typ)
+            up_labels.append(with_id if leaf or (par >= 0 and raws[par] in _CHILD_ID_PARENTS) else typ)
+            down_labels.append(with_id if leaf or raw in _CHILD_ID_PARENTS else typ)
         # variables: declared names, occurring at identifier leaves outside non-variable positions
         declared -= skip
         names = {self.leaves[i] for i in ident_leaves if self.spans[i][0] in declared}
@@ -679,14 +683,15 @@ class JavaExtractor:
                 near[v].append((i, d))
                 v, d = t.parent[v], d + 1
         pairs: list[int] = []
+        stride, parent, child_idx, kids = max_len + 1, t.parent, t.child_idx, t.kids
         for i, child in enumerate(t.leaf_nodes):
-            anc, up = t.parent[child], 1
+            anc, up = parent[child], 1
             while anc >= 0 and up < max_len:  # at least one edge must go down
-                budget, ci = max_len - up - 1, t.child_idx[child]
-                base, stride = i * n_leaves * (max_len + 1) + up, max_len + 1
-                for sib in t.kids[anc][ci + 1 : ci + 1 + max_width]:
+                budget, ci = max_len - up - 1, child_idx[child]
+                base = i * n_leaves * stride + up
+                for sib in kids[anc][ci + 1 : ci + 1 + max_width]:
                     pairs.extend([base + stride * j for j, d in near[sib] if d <= budget])
-                child, anc, up = anc, t.parent[anc], up + 1
+                child, anc, up = anc, parent[anc], up + 1
         return pairs
 
     def _decode(self, pair: int, n_leaves: int) -> tuple[int, int, int]:
