@@ -10,6 +10,10 @@
     python repro/bench.py --no-train --set dataset=java-small --set fetch.source=ARCHIVE   # extraction at scale
         (ARCHIVE: the real java-small.tar.gz, or the look-alike `repro/debian_corpus.py` builds; per split:
         files/s, methods/s; peak RSS of the main process and of the largest worker)
+    python repro/bench.py --no-train --workdir W --set dataset=java-small --set fetch.source=ARCHIVE, then
+    python repro/bench.py --workdir W --set dataset=java-small --epochs 1 --max-steps 100
+        (code2vec's memory at Java-Small's size: the study's model, 100 training steps, the whole
+        measurement pass over every training and test sample)
     python repro/bench.py --set dataset=stdlib-great --set model=great --replicate 10 --epochs 1
         (VarMisuse's memory against the training set's size: the noisy training file repeated 10
         times; peak RSS should not grow with it, as training reads its samples from disk;
@@ -188,6 +192,18 @@ def profile_steps(params, steps: int, device_name: str) -> None:
     print(prof.key_averages().table(sort_by=sort, row_limit=18, max_name_column_width=40))
 
 
+def cap_steps(steps: int) -> None:
+    """Train only the first `steps` batches of each epoch; the measurement pass stays whole. For
+    memory at full scale (the model, the data, the measurement of every training sample), where a
+    whole epoch would take an hour: nothing accumulates from step to step, the optimizer's state is
+    made at the first step."""
+    from codemem import runners, varmisuse_training
+
+    for cls in (runners.MethodNameRunner, varmisuse_training.VarMisuseTraining):
+        whole = cls.batches
+        cls.batches = lambda self, epoch, whole=whole: whole(self, epoch)[:steps]
+
+
 def time_run(params, args, task: str, n_train: int) -> dict:
     import torch
 
@@ -201,6 +217,8 @@ def time_run(params, args, task: str, n_train: int) -> dict:
     else:
         shutil.rmtree("build/checkpoints", ignore_errors=True)
     epochs = args.epochs or params.epochs
+    if args.max_steps:
+        cap_steps(args.max_steps)
     timed = dataclasses.replace(params, train=dataclasses.replace(params.train, epochs=epochs, device=args.device))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -256,6 +274,8 @@ def main() -> None:
     parser.add_argument("--resume", metavar="CHECKPOINT", help="start from this checkpoint (same params and data)")
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS", help="profile this many training steps instead")
     parser.add_argument("--no-train", action="store_true", help="fetch and extract only")
+    parser.add_argument("--max-steps", type=int, default=0, metavar="N",
+                        help="train N batches an epoch, measure as usual (memory at full scale in minutes)")
     parser.add_argument("--no-flush", action="store_true", help="leave denormals unflushed (to measure their cost)")
     parser.add_argument("--heap-threshold", type=int, default=0, metavar="BYTES",
                         help="fix glibc's mmap threshold (default 0: glibc's dynamic one, as a stage)")

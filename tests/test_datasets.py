@@ -227,3 +227,14 @@ def test_contexts_npz_ids_are_in_first_appearance_order_whatever_the_chunks(tmp_
         assert z["c2v_val_ctx"].tolist() == [[[1, 1, 4], [-1, -1, -1]]]
         assert z["c2v_test_ctx"].tolist() == [[[4, 3, 0], [5, 0, 5]]]
         assert z["c2v_test_var_token"].tolist() == [6] and z["c2s_test_occ_ctx"].tolist() == [1]
+
+
+def test_contexts_npz_reads_an_empty_field_inside_a_line_as_upstream_does(tmp_path):
+    # Our lines pad at the end only; a doubled space inside (a hand-edited file) is skipped, not a context.
+    from codemem.extract import npzstream
+
+    text = tmp_path / "train.c2v"
+    text.write_text("get a,P1,b  b,P2,c   \nset\n")
+    labels, tokens, paths, counts, end_ids, path_ids = npzstream._encode_chunk((text, 0, text.stat().st_size, 5))
+    assert labels == ["get", "set"] and counts.tolist() == [2, 0]
+    assert [tokens[i] for i in end_ids] == ["a", "b", "b", "c"] and [paths[i] for i in path_ids] == ["P1", "P2"]

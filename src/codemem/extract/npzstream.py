@@ -77,8 +77,10 @@ def _encode_chunk(task) -> tuple[list[str], list[str], list[str], np.ndarray, np
     labels, fields = [], []
     counts = np.empty(len(lines), dtype=np.int64)
     for i, line in enumerate(lines):
-        label, *contexts = line.split(" ")
-        contexts = list(filter(None, contexts))[:width]
+        label, *contexts = line.rstrip(" ").split(" ")  # the padding is trailing empty fields
+        if "" in contexts:  # an empty field inside the line: not ours, but read as upstream's reader would
+            contexts = list(filter(None, contexts))
+        contexts = contexts[:width]
         labels.append(label)
         counts[i] = len(contexts)
         fields.extend(contexts)
@@ -149,7 +151,7 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
                             split_labels[split] += map(labels.__getitem__, names)
                         end_ids = _to_global(tokens, local_tokens)[end_ids]
                         path_ids = _to_global(paths, local_paths)[path_ids]
-                        f.write(_rows(per_line, width, end_ids, path_ids).tobytes())
+                        f.write(_rows(per_line, width, end_ids, path_ids))  # its buffer, not a copy
                         rows += len(per_line)
                 if rows != n[split]:
                     raise RuntimeError(f"{work / split}: {rows} lines in {split}.{fmt} but done.json says {n[split]}")
