@@ -216,3 +216,38 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     # Never below the full softmax's; the same when the top 10 holds the whole vocabulary (3 names here).
     assert (scores >= full_scores - 1e-6).all()
     assert np.allclose(scores, full_scores, atol=1e-5) == (len(study.names) <= 10)
+
+
+def test_vocabulary_caps_keep_the_most_frequent_as_the_originals_preprocessing():
+    from codemem.runners import _id_map
+
+    used = np.array([[3, 1, -1], [3, 0, 1], [2, 3, -1]], dtype=np.int32)  # counts: 0:1 1:2 2:1 3:3
+    assert _id_map(5, used).tolist() == [1, 2, 3, 4, 0, 0]  # uncapped: every used entry, in table order
+    # cap 3: 3 and 1, then the tie 0 / 2 goes to the earlier entry; ids stay in table order
+    assert _id_map(5, used, cap=3).tolist() == [1, 2, 0, 3, 0, 0]
+    # both ends of [3, 3, 2] / [-1, 1, -1]: 3 twice, then the tie 1 / 2 goes to 1 (-1 is no entry)
+    assert _id_map(5, used[:, :1], used[:, 2:], cap=2).tolist() == [0, 1, 0, 2, 0, 0]
+
+
+def test_code2vec_target_cap_drops_training_samples_of_rare_names(workdir, tiny_corpus):
+    import dataclasses
+
+    import torch
+
+    from codemem import io
+    from codemem.runners import Code2VecRunner
+
+    params = small_params(tiny_corpus)
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    noisy = io.load_noisy_labels()
+    config = params.model_config()
+    whole = Code2VecRunner(io.load_samples(), noisy, 200, torch.device("cpu"), config)
+    capped = Code2VecRunner(io.load_samples(), noisy, 200, torch.device("cpu"),
+                            dataclasses.replace(config, max_target_vocab=2, max_path_vocab=5))  # fmt: skip
+    counts = {n: noisy.count(n) for n in set(noisy)}
+    kept = sorted(counts, key=lambda n: (-counts[n], n))[:2]
+    assert capped.names == ["<OOV>", *sorted(kept)] and len(whole.names) == len(counts) + 1
+    assert set(capped.train_names) == set(kept) and len(capped.train_names) < len(whole.train_names)
+    assert capped.vocab["paths"] == 5 + 1 and capped.vocab["tokens"] == whole.vocab["tokens"]

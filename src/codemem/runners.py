@@ -29,15 +29,21 @@ from codemem.params import Params
 from codemem.task import Training
 
 
-def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1) -> np.ndarray:
+def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1, cap: int | None = None) -> np.ndarray:
     """Extraction-table index -> training vocabulary id (first_id.., in table order) of the entries
-    in the `used` arrays; the extra last slot maps padding (-1) to 0; entries not seen in training
-    map to 0 too (PAD/OOV). int32, and no copy of the (possibly multi-GB) `used` arrays."""
-    present = np.zeros(table_size + 1, dtype=bool)
+    in the `used` arrays, at most `cap` of them: the most frequent there (ties: the earlier table
+    entry); the extra last slot maps padding (-1) to 0; other entries map to 0 too (PAD/OOV). int32,
+    and no copy of the (possibly multi-GB) `used` arrays."""
+    counts = np.zeros(table_size + 1, dtype=np.int64)
     for part in used:
         for start in range(0, len(part), 8192):  # chunks: an index array is converted to intp whole
-            present[part[start : start + 8192]] = True
-    present[table_size] = False  # padding (-1) landed on the extra slot
+            entries, n = np.unique(part[start : start + 8192], return_counts=True)
+            counts[entries] += n  # -1 (padding) lands on the extra last slot
+    counts[table_size] = 0  # padding (-1) landed on the extra slot
+    present = counts > 0
+    if cap is not None and present.sum() > cap:
+        present[:] = False
+        present[np.argsort(-counts, kind="stable")[:cap]] = True
     ids = np.zeros(table_size + 1, dtype=np.int32)
     ids[present] = np.arange(first_id, first_id + int(present.sum()), dtype=np.int32)
     return ids
@@ -219,15 +225,16 @@ class Code2VecRunner(MethodNameRunner):
     def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig, **kw):
         super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
         train = self.contexts["train"][:, :max_contexts]
-        self.token_map = _id_map(len(self.tables.tokens), train[..., 0], train[..., 2])
-        self.path_map = _id_map(len(self.tables.paths), train[..., 1])
-        self.names = [OOV] + sorted(set(noisy_train_labels))
+        self.token_map = _id_map(len(self.tables.tokens), train[..., 0], train[..., 2], cap=config.max_token_vocab)
+        self.path_map = _id_map(len(self.tables.paths), train[..., 1], cap=config.max_path_vocab)
+        self.names = [OOV] + _vocabulary(Counter(noisy_train_labels), config.max_target_vocab)
         self.name_id = name_id = {n: i for i, n in enumerate(self.names)}
         # A Java-Small-sized training set is 1.7 GB of int32 rows: encoded in place when nobody else holds them.
         owned = self.own_samples and train.flags.c_contiguous and train.flags.writeable and train.dtype == np.int32
         encoded_train = self.encode(train, out=train if owned else None)
-        # As the original reader: training drops samples without a valid context.
-        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy())
+        # As the original reader: training drops samples without a valid context or with an OOV name.
+        known_name = np.fromiter((n in name_id for n in noisy_train_labels), dtype=bool, count=len(noisy_train_labels))
+        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy() & known_name)
         # Encoded, the raw rows can go once the caller drops the SampleSet (a Java-Small-sized one: 1.7 GB).
         del train
         self.contexts["train"] = None
@@ -442,7 +449,8 @@ def _keep_rows(table: torch.Tensor, kept: np.ndarray, chunk: int = 8192) -> torc
     if len(kept) == len(table):
         return table
     for start in range(0, len(kept), chunk):
-        table[start : start + chunk] = table[torch.from_numpy(kept[start : start + chunk])]
+        part = torch.from_numpy(kept[start : start + chunk])
+        table[start : start + len(part)] = table[part]
     return table[: len(kept)]
 
 

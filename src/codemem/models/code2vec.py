@@ -31,6 +31,12 @@ class Code2VecConfig:
     adam_epsilon: float = 1.0e-8
     top_k: int = 10  # predictions scanned for the first possible name (F1)
     epochs: int = 50  # the study's run length on Java-Top10 and Java-Small (~7 min on 2 CPU cores)
+    # Vocabulary caps (config.py MAX_TOKEN_VOCAB_SIZE, MAX_PATH_VOCAB_SIZE, MAX_TARGET_VOCAB_SIZE; the
+    # preprocessing keeps the most frequent entries of the training set, the rest read as OOV). jdk-top10
+    # stays far below them; a Java-Small-sized set has ~2.5M distinct paths.
+    max_token_vocab: int = 1_301_136
+    max_path_vocab: int = 911_417
+    max_target_vocab: int = 261_245
 
     @property
     def code_vector_size(self) -> int:
