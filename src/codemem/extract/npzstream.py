@@ -122,7 +122,7 @@ def _to_global(table: _Table, local: list[str]) -> np.ndarray:
     return np.fromiter(map(table.__getitem__, local), dtype=np.int32, count=len(local))
 
 
-def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, chunk_bytes: int = 32 << 20) -> dict:
+def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, chunk_bytes: int = 64 << 20) -> dict:
     """Write `out` from work/<split>/<split>.{c2v,c2s} and work/test/variants.jsonl; return counts.
 
     With a process pool the lines are parsed chunk by chunk in its workers, each chunk with tables
