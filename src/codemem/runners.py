@@ -36,10 +36,10 @@ def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1, cap: int | No
     and no copy of the (possibly multi-GB) `used` arrays."""
     counts = np.zeros(table_size + 1, dtype=np.int64)
     for part in used:
-        for start in range(0, len(part), 8192):  # chunks: an index array is converted to intp whole
+        for start in range(0, len(part), 8192):  # chunks: temporaries stay small
             entries, n = np.unique(part[start : start + 8192], return_counts=True)
-            counts[entries] += n  # -1 (padding) lands on the extra last slot
-    counts[table_size] = 0  # padding (-1) landed on the extra slot
+            counts[entries] += n
+    counts[table_size] = 0  # padding (-1) landed on the extra last slot
     present = counts > 0
     if cap is not None and present.sum() > cap:
         present[:] = False
