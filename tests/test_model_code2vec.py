@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from codemem.models import count_trainable
@@ -82,3 +83,31 @@ def test_optimizer_is_tf1_adam():
     opt = make_optimizer(Code2Vec(10, 10, 3))
     group = opt.param_groups[0]
     assert (group["lr"], group["betas"], group["eps"]) == (1e-3, (0.9, 0.999), 1e-8)
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 8192])
+def test_blockwise_adam_is_torch_adam_bit_for_bit(block_rows):
+    # Same updates and same state as torch.optim.Adam's CPU path, whatever the block size.
+    from codemem.models.code2vec import BlockwiseAdam
+
+    def run(make):
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(shape)) for shape in [(1000, 128), (384, 384), (384, 1), (5,)]]
+        optimizer = make(params)
+        noise = torch.Generator().manual_seed(1)
+        for step in range(4):
+            optimizer.zero_grad(set_to_none=True)
+            for k, p in enumerate(params):
+                if step == 1 and k == 3:  # a parameter without a gradient in a step is left alone
+                    continue
+                p.grad = torch.randn(p.shape, generator=noise) * 10.0 ** -(k + step)
+            optimizer.step()
+        return params, optimizer.state_dict()
+
+    ours, our_state = run(lambda ps: BlockwiseAdam(ps, lr=1e-3, eps=1e-8, block_rows=block_rows))
+    torchs, torch_state = run(lambda ps: torch.optim.Adam(ps, lr=1e-3, eps=1e-8, foreach=False))
+    assert all(torch.equal(a, b) for a, b in zip(ours, torchs, strict=True))
+    for k, state in torch_state["state"].items():
+        assert our_state["state"][k].keys() == state.keys()
+        assert all(torch.equal(our_state["state"][k][name], value) for name, value in state.items())
+    assert make_optimizer(Code2Vec(10, 10, 3)).__class__ is BlockwiseAdam  # what CPU training uses

@@ -198,6 +198,9 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
             if training.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), training.clip_norm)
             optimizer.step()
+        # Every step starts from no gradients anyway: dropped now, they are not held through the
+        # measurements (code2vec at Java-Small's size: ~0.9 GiB).
+        optimizer.zero_grad(set_to_none=True)
         if scheduler is not None:
             scheduler.step()
         total = distributed.sum_scalar(total, group, device)

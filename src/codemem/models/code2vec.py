@@ -104,8 +104,52 @@ class Code2Vec(nn.Module):
         return F.cross_entropy(self(contexts), labels, reduction="none")
 
 
+class BlockwiseAdam(torch.optim.Adam):
+    """torch.optim.Adam as it runs on CPU (its single-tensor update; no weight decay, AMSGrad or
+    maximize, as code2vec uses it), applied a block of rows at a time. Every operation is elementwise,
+    so the numbers are the same bit for bit (tests/test_model_code2vec.py), and the state and its
+    checkpoints are Adam's. The whole-tensor update makes two temporaries the size of the largest
+    parameter (sqrt(v), then the denominator): at Java-Small's size the 911k-path embedding, 2 x 467 MB
+    on top of the weights, the gradients and both moments, at the peak of the run's memory."""
+
+    def __init__(self, params, lr: float, eps: float, block_rows: int = 8192):
+        super().__init__(params, lr=lr, eps=eps, foreach=False)
+        self.block_rows = block_rows
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None:
+            raise ValueError("BlockwiseAdam.step takes no closure")
+        for group in self.param_groups:
+            if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
+                raise ValueError("BlockwiseAdam implements Adam without weight decay, AMSGrad or maximize")
+            (beta1, beta2), lr, eps = group["betas"], group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:  # as Adam._init_group makes it on CPU
+                    state["step"] = torch.tensor(0.0, dtype=torch.get_default_dtype())
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                step = state["step"].item()
+                step_size, bias_correction2_sqrt = lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
+                blocks = (t.split(self.block_rows) for t in (p, p.grad, state["exp_avg"], state["exp_avg_sq"]))
+                for param, grad, exp_avg, exp_avg_sq in zip(*blocks, strict=True):
+                    exp_avg.lerp_(grad, 1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+                    param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
 def make_optimizer(model: Code2Vec) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=model.config.learning_rate, eps=model.config.adam_epsilon)
+    """The original's Adam (TF1 defaults but the learning rate); on CPU, blockwise (the same numbers,
+    ~0.9 GiB less at Java-Small's size); elsewhere torch's own (its multi-tensor kernels)."""
+    config = model.config
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    adam = BlockwiseAdam if on_cpu else torch.optim.Adam
+    return adam(model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
 
 
 def expected_parameter_count(n_tokens: int, n_paths: int, n_targets: int, config: Code2VecConfig = Code2VecConfig()) -> int:
