@@ -216,6 +216,15 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     # Never below the full softmax's; the same when the top 10 holds the whole vocabulary (3 names here).
     assert (scores >= full_scores - 1e-6).all()
     assert np.allclose(scores, full_scores, atol=1e-5) == (len(study.names) <= 10)
+    # The per-sample losses (logits and log-softmax written into buffers): cross_entropy's, bit for
+    # bit, batch by batch, the last batch shorter than the buffers.
+    n_train, inputs, labels = len(study.inputs["train"]), study.inputs["train"], study.labels["train"]
+    assert n_train % 7
+    losses, _, _ = study.measure_split("train", batch_size=7)
+    with torch.no_grad():
+        expected = [torch.nn.functional.cross_entropy(study.model(inputs[s : s + 7]), labels[s : s + 7], reduction="none")
+                    for s in range(0, n_train, 7)]  # fmt: skip
+    assert np.array_equal(losses, torch.cat(expected).numpy())
 
 
 def test_vocabulary_caps_keep_the_most_frequent_as_the_originals_preprocessing():

@@ -95,9 +95,9 @@ class Code2Vec(nn.Module):
         vectors = torch.zeros(mask.shape[0], combined.shape[-1], dtype=combined.dtype, device=combined.device)
         return vectors.index_add_(0, batch_index, weights[mask].unsqueeze(-1) * combined)
 
-    def forward(self, contexts: torch.Tensor) -> torch.Tensor:
-        """Name logits (B, n_targets)."""
-        return self.code_vectors(contexts) @ self.target_embedding.weight.T
+    def forward(self, contexts: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Name logits (B, n_targets), written into `out` if given (the same product)."""
+        return torch.matmul(self.code_vectors(contexts), self.target_embedding.weight.T, out=out)
 
     def loss(self, contexts: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-sample cross-entropy (B,)."""
