@@ -1,5 +1,6 @@
 """Tests for codemem.extract.java: code2vec/code2seq path extraction on tree-sitter."""
 
+import dataclasses
 import glob
 import os
 import random
@@ -12,8 +13,11 @@ import pytest
 from codemem.extract.java import (
     JavaExtractor,
     PathConfig,
+    _ast_children,
     _c2s_token,
     _c2v_token,
+    _path_hash,
+    _reshape,
     _Tree,
     c2v_line,
     java_string_hash,
@@ -96,6 +100,18 @@ def test_java_string_hash_matches_java():
     assert java_string_hash("caf\u00e9\U0001F600") == -1366064316  # UTF-16 surrogate pair
 
 
+def test_path_hash_folds_to_the_whole_strings_hash():
+    """The piece-by-piece hash equals String.hashCode of the whole path string, at every LCA position,
+    with non-ASCII labels (UTF-16 lengths) and paths long enough to overflow 32 bits."""
+    rng = random.Random(5)
+    labels = ["identifier0", "method_invocation", "binary_expression:+", "block", "caf\u00e9", "x\U0001F600", "a"]
+    for _ in range(300):
+        nodes = tuple(rng.choice(labels) for _ in range(rng.randint(2, 9)))
+        up = rng.randrange(len(nodes) - 1)
+        whole = "(" + ")^(".join(nodes[: up + 1]) + ")" + "".join("_(" + n + ")" for n in nodes[up + 1 :])
+        assert _path_hash(nodes, up) == java_string_hash(whole)
+
+
 def test_c2v_line_padding():
     assert c2v_line("a|b", ["x,1,y", "z,2,w"], 4) == "a|b x,1,y z,2,w  "
     assert len(c2v_line("f", [], 200).split(" ")) == 201
@@ -117,8 +133,12 @@ def test_methods_skip_abstract_interface_and_constructors():
 
 
 def test_body_key_ignores_name_and_whitespace():
-    a, b, c = EX.methods(wrap("int f() { return 1; }\nint g() {\n  return   1;\n}\nint h() { return 2; }"))
+    src = wrap("int f() { return 1; }\nint g() {\n  return   1;\n}\nint h() { return 2; }")
+    a, b, c = EX.methods(src)
     assert a.body_key == b.body_key != c.body_key
+    unkeyed = EX.methods(src, body_keys=False)  # the Java corpora: no deduplication, no keys to compute
+    assert [m.body_key for m in unkeyed] == ["", "", ""]
+    assert [dataclasses.replace(m, body_key="") for m in (a, b, c)] == unkeyed
 
 
 def test_nested_and_anonymous_methods_are_own_samples():
@@ -423,6 +443,23 @@ def jdk_sources(n_files: int, step: int = 37) -> list[tuple[str, bytes]]:
     with zipfile.ZipFile(zips[0]) as z:
         names = [n for n in z.namelist() if n.endswith(".java")][::step]
         return [(n, z.read(n)) for n in names[:n_files]]
+
+
+def test_children_skipped_by_the_fast_path_need_no_reshaping_on_jdk():
+    """`_ast_children` returns a node's children untouched unless its type or a child's type is one
+    `_reshape` handles; on real code, reshaping the untouched ones would not have changed them."""
+    key = lambda nodes: [(n.type, n.start_byte, n.end_byte) for n in nodes]
+    checked = 0
+    for _, src in jdk_sources(60):
+        stack = [EX._parser.parse(src).root_node]
+        while stack:
+            node = stack.pop()
+            kids = [c for c in node.named_children if c.type not in ("line_comment", "block_comment")]
+            stack.extend(kids)
+            if kids and _ast_children(node, node.type, kids) is kids:
+                assert key(_reshape(node, node.type, list(kids))) == key(kids), (node.type, key(kids))
+                checked += 1
+    assert checked > 10_000
 
 
 def test_csr_rename_is_faithful_on_jdk():

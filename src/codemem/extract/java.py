@@ -139,10 +139,31 @@ class _Memo(dict):
 _C2V_PATHS, _C2S_PATHS = _Memo(1 << 18), _Memo(1 << 18)
 
 
+# String.hashCode is a polynomial in 31, so hash(a + b) = hash(a) * 31^len(b) + hash(b) (mod 2^32): a
+# path's hash folds the hashes of its pieces `(a)`, `^(b)`, `_(c)`, each computed once. A corpus has
+# millions of distinct paths; hashing each path's whole string was a sixth of code2vec's formatting.
+_PIECES: tuple[dict, dict, dict] = ({}, {}, {})  # first node, a node on the way up, on the way down
+
+
+def _piece(kind: int, label: str) -> tuple[int, int]:
+    """(hashCode mod 2^32, 31^length mod 2^32) of the path piece for `label`."""
+    text = ("(", "^(", "_(")[kind] + label + ")"
+    units = len(text.encode("utf-16-le", "surrogatepass")) // 2
+    value = _PIECES[kind][label] = (java_string_hash(text) & 0xFFFFFFFF, pow(31, units, 1 << 32))
+    return value
+
+
 def _path_hash(nodes: tuple[str, ...], up: int) -> int:
     """code2vec path string `(a)^(b)^(lca)_(c)_(d)` hashed with String.hashCode."""
-    s = "(" + ")^(".join(nodes[: up + 1]) + ")" + "".join("_(" + n + ")" for n in nodes[up + 1 :])
-    return java_string_hash(s)
+    first, ups, downs = _PIECES
+    h = (first.get(nodes[0]) or _piece(0, nodes[0]))[0]
+    for label in nodes[1 : up + 1]:
+        piece, power = ups.get(label) or _piece(1, label)
+        h = (h * power + piece) & 0xFFFFFFFF
+    for label in nodes[up + 1 :]:
+        piece, power = downs.get(label) or _piece(2, label)
+        h = (h * power + piece) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
 
 
 @lru_cache(maxsize=1 << 16)  # leaf texts repeat across methods
@@ -340,9 +361,32 @@ def _named(node) -> list:
     return [c for c in node.named_children if c.type not in _COMMENTS]
 
 
+# The node types `_ast_children` reshapes as a parent, and as a child; any other node keeps its children
+# as they are (most nodes: skipping the checks below saves a tenth of the extraction's time).
+_RESHAPED_PARENTS = _CONDITION_FIRST | _NAME_DROPPED | _PARAMETERS | {
+    "class_declaration", "explicit_constructor_invocation", "do_statement", "generic_type", "array_type",
+    "scoped_type_identifier", "scoped_identifier", "element_value_pair", "type_parameter", "spread_parameter",
+    "variable_declarator", "lambda_expression", "method_invocation", "method_reference", "wildcard",
+    "enhanced_for_statement", "resource",
+}
+_RESHAPED_CHILDREN = _SPLICE | {"array_type", "dimensions", "class_body", "catch_type", "field_access", ";",
+                                "local_variable_declaration", "class_declaration"}
+
+
 def _ast_children(node, typ: str, kids: list) -> list:
     """`node`'s children in JavaParser's AST: wrappers spliced, names JavaParser keeps as Strings
     dropped, missing levels added, Parameter's name before its type (upstream's child order)."""
+    if typ not in _RESHAPED_PARENTS:
+        for c in kids:
+            if c.type in _RESHAPED_CHILDREN:
+                break
+        else:
+            return kids
+    return _reshape(node, typ, kids)
+
+
+def _reshape(node, typ: str, kids: list) -> list:
+    """`_ast_children` of a node whose type or children's types may need reshaping."""
     if typ == "class_declaration":  # ClassOrInterfaceDeclaration: annotations, name, members, then the types
         groups: dict[str, list] = {}
         for c in kids:
@@ -639,11 +683,14 @@ class JavaExtractor:
         self._last = (source, found)
         return found
 
-    def methods(self, source: bytes) -> list[MethodInfo]:
+    def methods(self, source: bytes, body_keys: bool = True) -> list[MethodInfo]:
+        """The file's methods; `body_keys=False` leaves body_key empty (it is only for deduplication)."""
         infos = []
         for index, (method, body) in enumerate(self._method_nodes(source)):
             name = _method_name(method)
-            key = hashlib.sha1(re.sub(rb"\s+", b"", source[body.start_byte:body.end_byte])).hexdigest()
+            key = ""
+            if body_keys:
+                key = hashlib.sha1(re.sub(rb"\s+", b"", source[body.start_byte:body.end_byte])).hexdigest()
             infos.append(MethodInfo(index, name, _label_of(name), method.start_point[0] + 1, key,
                                     method.has_error))
         return infos
