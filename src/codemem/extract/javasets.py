@@ -219,7 +219,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         raise InputError(f"extract: {source} gave {counts}: the archive's training or test folder has no usable "
                          f"methods; check that it is {ds.archive.filename} (fetch.source / fetch.url)")
     with io.atomic_dir(Path(out_dir)) as tmp:
-        with ctx.Pool(workers) as pool:  # the text files' lines are parsed in parallel, chunk by chunk
+        with ctx.Pool(workers, initializer=npzstream.keep_heap) as pool:  # lines parsed in parallel, chunk by chunk
             counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored, pool)
         with open(tmp / "methods.jsonl", "wb") as out:
             for split in io.METHODNAME_SPLITS:
