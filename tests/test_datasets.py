@@ -238,3 +238,12 @@ def test_contexts_npz_reads_an_empty_field_inside_a_line_as_upstream_does(tmp_pa
     labels, tokens, paths, counts, end_ids, path_ids = npzstream._encode_chunk((text, 0, text.stat().st_size, 5))
     assert labels == ["get", "set"] and counts.tolist() == [2, 0]
     assert [tokens[i] for i in end_ids] == ["a", "b", "b", "c"] and [paths[i] for i in path_ids] == ["P1", "P2"]
+
+
+def test_contexts_npz_refuses_a_context_without_two_commas(tmp_path):
+    from codemem.extract import npzstream
+
+    text = tmp_path / "train.c2v"
+    text.write_text("set x,P3,y\nget a,P1,b c,P2\n")  # the second line's last context lost a part
+    with pytest.raises(RuntimeError, match="without exactly two commas"):
+        npzstream._encode_chunk((text, 0, text.stat().st_size, 5))
