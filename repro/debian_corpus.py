@@ -2,6 +2,7 @@
 
     python repro/debian_corpus.py OUT_DIR                     # -> OUT_DIR/java-small.tar.gz (+ java-small.json)
     python repro/debian_corpus.py OUT_DIR --root java-large   # the same files as java-large.tar.gz (java-top10)
+    python repro/debian_corpus.py OUT_DIR --root java-large --copies 25   # Java-Large-sized (~16M methods)
 
 The real Java-Small cannot be downloaded here, so this makes an archive in its exact layout
 (`java-small/{training,validation,test}/<project>/...`, .java files only) from the upstream sources
@@ -57,24 +58,29 @@ def download(root: Path) -> dict[str, list[Path]]:
     return found
 
 
-def repack(found: dict[str, list[Path]], out: Path, root: str = "java-small") -> dict:
-    counts = {"files": {}, "bytes": 0}
+def repack(found: dict[str, list[Path]], out: Path, root: str = "java-small", copies: int = 1) -> dict:
+    """Write the .java files of every package as one project (`copies` > 1: as that many projects,
+    `<package>`, `<package>-2`, ..., each under its package's split, so the stream reaches Java-Large's
+    size; the copies are byte-identical, which the name scan and the extraction do not exploit)."""
+    counts = {"files": {}, "bytes": 0, "copies": copies}
     with tarfile.open(out.with_suffix(".part"), "w:gz", compresslevel=6) as tar:
         for package, tarballs in found.items():
-            n = 0
+            files = []
             for tarball in tarballs:
                 with tarfile.open(tarball) as src:
                     for m in src:
                         if not (m.isfile() and m.name.endswith(".java")) or ".." in m.name.split("/"):
                             continue
-                        data = src.extractfile(m).read()
                         inner = m.name.split("/", 1)[1] if "/" in m.name else m.name
-                        info = tarfile.TarInfo(f"{root}/{PACKAGES[package]}/{package}/{inner}")
-                        info.size, info.mtime = len(data), 1_600_000_000
-                        tar.addfile(info, io.BytesIO(data))
-                        n += 1
-                        counts["bytes"] += len(data)
-            counts["files"][package] = n
+                        files.append((inner, src.extractfile(m).read()))
+            for copy in range(1, copies + 1):
+                project = package if copy == 1 else f"{package}-{copy}"
+                for inner, data in files:
+                    info = tarfile.TarInfo(f"{root}/{PACKAGES[package]}/{project}/{inner}")
+                    info.size, info.mtime = len(data), 1_600_000_000
+                    tar.addfile(info, io.BytesIO(data))
+                    counts["bytes"] += len(data)
+            counts["files"][package] = len(files) * copies
     out.with_suffix(".part").rename(out)
     return counts
 
@@ -83,12 +89,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--root", default="java-small", help="top folder and file name: java-large for java-top10")
+    ap.add_argument("--copies", type=int, default=1, help="each package as this many projects (25: Java-Large-sized)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     found = download(args.out)
     out = args.out / f"{args.root}.tar.gz"
-    counts = repack(found, out, args.root)
+    counts = repack(found, out, args.root, args.copies)
     counts |= {"packages": {p: [t.name for t in ts] for p, ts in found.items()}, "archive_bytes": out.stat().st_size,
                "seconds": round(time.time() - t0, 1)}  # fmt: skip
     (args.out / f"{args.root}.json").write_text(json.dumps(counts, indent=2) + "\n")
