@@ -160,7 +160,7 @@ def fetch_great(params: Params, out_dir: Path, data_dir: Path = DATA, table: Pat
         "dataset": ds.name,
         "origin": _url(params, ds, "") if downloaded else "data/ (already downloaded or `dvc pull`ed)",
         "source": str(root),
-        "version": "google-research-datasets/great v1.0",
+        "version": "google-research-datasets/great v1.1 (master d5360343: the same shards)",  # v1.0 had other files
         "shards": counts,
         "files": len(shards),
         "shard_git_sha1": dict(shards),
