@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,30 @@ def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(work
     assert full["scan_files_prefiltered"] > 0  # files without any of the names were never parsed
     again = extract.run(p)  # seeded: the same sample again
     assert again == report
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    (b"class A { public void run() {} }", True),  # a declaration
+    (b"class A { int x() { return get ( 1 ); } }", True),  # a call, spaces before the parenthesis
+    (b"class A { void setUpAll() {} Object onCreateView() {} }", False),  # other labels
+    (b"class A { void running() {} }", False),
+    (b"class A { /* x2run( */ }", False),  # no identifier starts inside another
+])
+def test_the_name_prefilter_finds_the_ten_labels_before_a_parenthesis(monkeypatch, text, found):
+    from codemem.extract import javasets
+
+    monkeypatch.setattr(javasets, "_w", {"names": {}, "labels": frozenset(datasets.TOP10_LABELS)})
+    assert javasets._mentions(text) is found
+
+
+def test_the_name_prefilter_is_linear_in_a_long_identifier_run():
+    """Test vectors hold hex strings of 400k characters; a backtracking prefilter took ~20 minutes on
+    one. Here a 400k run: seconds now, ~20 minutes before; the subprocess's timeout fails the test."""
+    code = ("from codemem.extract import javasets; from codemem import datasets\n"
+            "javasets._w.update(names={}, labels=frozenset(datasets.TOP10_LABELS))\n"
+            "run = b'class A { String s = \"' + b'a1' * 200_000 + b'\"; }'\n"
+            "assert not javasets._mentions(run) and javasets._mentions(run + b' void main (String[] a) {}')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def great_lookalike_shards(tmp_path: Path) -> tuple[Path, dict]:
