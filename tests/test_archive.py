@@ -91,3 +91,20 @@ def test_a_truncated_or_foreign_file_is_a_clear_error(tmp_path):
     html.write_bytes(b"<html>403 Forbidden</html>")
     with pytest.raises(ArchiveError, match="not a readable tar.gz"):
         list(stream(html))
+
+
+def test_streaming_keeps_nothing_per_member(tmp_path):
+    """A Java-Large-sized stream has ~2M members: what is held must not grow with them (tarfile's own
+    list of headers took 1.9 GB there)."""
+    import tracemalloc
+
+    def peak(n: int) -> int:
+        path = make(tmp_path / f"{n}.tar.gz", (member(f"java-small/training/p/F{k}.java") for k in range(n)))
+        tracemalloc.start()
+        assert sum(1 for _ in stream(path)) == n
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    small, large = peak(1_000), peak(20_000)
+    assert large < small + 1_000_000  # tarfile's headers alone would add ~10 MB

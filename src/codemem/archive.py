@@ -122,7 +122,10 @@ def stream(path: Path, select: Callable[[str], bool] = lambda name: True,
     n = 0
     try:
         with tarfile.open(fileobj=counted, mode="r|") as tar:
-            for member in tar:
+            while (member := tar.next()) is not None:
+                # tarfile keeps every header it has read (~1 KB each) for getmembers(): 1.9 GB of
+                # them by the end of a Java-Large-sized stream. A stream needs none of them.
+                tar.members = []
                 n += 1
                 if n > limits.members:
                     raise ArchiveError(f"{path}: more than {limits.members:,} members: refusing it")
