@@ -85,18 +85,18 @@ def test_a_killed_extraction_restarts_only_the_unfinished_split(workdir, small_a
 
     real, passes = javasets._split_pass, []
 
-    def dies_on_test(pool, source, layout, limits, split, *rest):
-        passes.append(split)
-        if split == "test":
+    def dies_on_test(pool, source, layout, limits, splits, *rest):
+        passes.append(splits)
+        if "test" in splits:
             raise KeyboardInterrupt  # what a Ctrl-C in the middle of the last split looks like
-        return real(pool, source, layout, limits, split, *rest)
+        return real(pool, source, layout, limits, splits, *rest)
 
     monkeypatch.setattr(javasets, "_split_pass", dies_on_test)
     with pytest.raises(KeyboardInterrupt):
         extract.run(p)
     assert not Path("build/samples").exists()  # nothing half-written where the next stage reads
     done = sorted(d.parent.name for d in Path("build/extract-work").rglob("done.json"))
-    assert done == ["train", "val"] and passes == ["train", "val", "test"]
+    assert done == ["train", "val"] and passes == [("train",), ("val",), ("test",)]
     monkeypatch.setattr(javasets, "_split_pass", real)
     real_pipelined, parsed = javasets._pipelined, []
     monkeypatch.setattr(javasets, "_pipelined", lambda pool, fn, items: parsed.append(1) or real_pipelined(pool, fn, items))
@@ -108,7 +108,7 @@ def test_a_killed_extraction_restarts_only_the_unfinished_split(workdir, small_a
     assert log["splits"]["train"]["samples"] == report["samples_train"]
 
 
-def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(workdir, jdk_src_zip, tmp_path):
+def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(workdir, jdk_src_zip, tmp_path, monkeypatch):
     layout = {"training": {"a": ["java.base/java/util/A", "java.base/java/util/Hash"], "b": ["java.base/java/lang/S"]},
               "validation": {"c": ["java.base/java/io/File"]},
               "test": {"d": ["java.base/java/net/Inet", "java.base/java/net/URI", "java.base/java/lang/Thread"]}}
@@ -118,7 +118,12 @@ def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(work
         server.files["/java-large.tar.gz"] = archive.read_bytes()
         p = params("java-top10", server.url, per_name=15)
         fetch.run(p)
+    from codemem.extract import javasets
+
+    streams, real_members = [], javasets._members
+    monkeypatch.setattr(javasets, "_members", lambda *a: streams.append(1) or real_members(*a))
     report = extract.run(p)
+    assert len(streams) == 2  # the name scan, then one pass for the chosen methods of all three splits
     full = json.loads(Path("build/samples/report.json").read_text())
     names = full["names"]
     assert set(names["train"]) <= set(datasets.TOP10_LABELS) and {"equals", "hash|code", "to|string"} <= set(names["train"])

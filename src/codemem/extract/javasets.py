@@ -9,7 +9,7 @@ These corpora are far larger than the JDK (Java-Large: ~16M methods), so the in-
   so projects never straddle splits, as in the published datasets;
 - each split is its own pass over the archive and lands in `build/extract-work/<key>/<split>/` with
   a `done.json`: a killed run restarts the unfinished split only (decompressing past the others
-  costs seconds, parsing them would cost hours). The key hashes the archive's sha256 and every
+  costs seconds, parsing them would cost hours); Java-Top10's three splits share one pass. The key hashes the archive's sha256 and every
   setting that changes the output, so stale work is never reused;
 - `recipe: all` keeps every method with a body; `recipe: top10` (Java-Top10) first scans all splits
   with a cheap name prefilter (a regex over identifiers followed by `(`; only files naming one of the
@@ -212,8 +212,9 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     report: Counter = Counter()
     with ctx.Pool(workers, initializer=_init, initargs=initargs) as pool:
         chosen = _choose_top10(pool, source, layout, limits, params, work, report) if labels else None
-        for split in io.METHODNAME_SPLITS:
-            _split_pass(pool, source, layout, limits, split, chosen, x, work)
+        passes = [io.METHODNAME_SPLITS] if chosen is not None else [(s,) for s in io.METHODNAME_SPLITS]
+        for splits in passes:
+            _split_pass(pool, source, layout, limits, tuple(splits), chosen, x, work)
     splits = {s: json.loads((work / s / "done.json").read_text()) for s in io.METHODNAME_SPLITS}
     for s in splits.values():
         report.update(s["counts"])
@@ -299,44 +300,61 @@ def _limit(items, n: int):
         yield item
 
 
-def _split_pass(pool, source, layout, limits, split, chosen, x, work) -> None:
-    """One split: stream its members, extract, append to its text files; done.json marks it whole."""
-    final = work / split
-    if (final / "done.json").exists():
-        log(f"extract: {split} already extracted in {work}, reusing it")
+def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x, work) -> None:
+    """Stream the members of `splits` once, extract, append to each split's text files; a split's
+    done.json marks it whole. Every method of a split (recipe `all`) takes a pass a split, so a killed
+    run redoes one split; Java-Top10's few chosen methods take one pass for all three, which would
+    otherwise be mostly decompressing the archive three times (~150 s each at Java-Large's size)."""
+    todo = []
+    for split in splits:
+        if (work / split / "done.json").exists():
+            log(f"extract: {split} already extracted in {work}, reusing it")
+        else:
+            todo.append(split)
+    if not todo:
         return
-    tmp = work / f".{split}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    counts: Counter = Counter()
-    t0, samples, projects = time.time(), 0, set()
-    items = _members(source, layout, limits, lambda s: s == split)
+    names = dict(zip(_OUTPUTS, ("{}.c2v", "{}.c2s", "methods.jsonl", "variants.jsonl"), strict=True))
+    out, files = {}, []
+    for split in todo:
+        tmp = work / f".{split}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        out[split] = {k: open(tmp / name.format(split), "wb") for k, name in names.items()}  # noqa: SIM115
+        files += out[split].values()  # (closed in `finally`)
+    counts = {s: Counter() for s in todo}
+    samples, projects = dict.fromkeys(todo, 0), {s: set() for s in todo}
+    t0 = time.time()
+    items = _members(source, layout, limits, lambda s: s in out)
     if chosen is not None:
-        items = ((n, d, split, chosen[n]) for n, d in items if n in chosen)
-    else:
+        items = ((n, d, layout.split(n), chosen[n]) for n, d in items if n in chosen)
+    else:  # one split a pass: max_files counts its files
+        (split,) = todo
         items = ((n, d, split, None) for n, d in _limit(items, x.max_files))
-    names = dict(zip(_OUTPUTS, (f"{split}.c2v", f"{split}.c2s", "methods.jsonl", "variants.jsonl"), strict=True))
-    files = {k: open(tmp / name, "wb") for k, name in names.items()}  # noqa: SIM115 (closed in `finally`)
     try:
-        for name, status, c, n, out in progress_bar(_pipelined(pool, _extract, items), f"extract: {split} split"):
-            counts["files"] += 1
-            counts[f"files_{status}"] += 1
-            counts.update(c)
-            projects.add(name.split("/")[2] if name.count("/") > 2 else "")
-            for k, text in out.items():
-                files[k].write(text)
-            samples += n
+        for name, status, c, n, lines in progress_bar(_pipelined(pool, _extract, items), f"extract: {'+'.join(todo)}"):
+            split = layout.split(name)
+            counts[split]["files"] += 1
+            counts[split][f"files_{status}"] += 1
+            counts[split].update(c)
+            projects[split].add(layout.project(name))
+            for k, text in lines.items():
+                out[split][k].write(text)
+            samples[split] += n
     finally:
-        for f in files.values():
+        for f in files:
             f.close()
-    seconds = time.time() - t0
-    done = {"samples": samples, "projects": len(projects), "seconds": round(seconds, 1),
-            "files_per_s": round(counts["files"] / max(seconds, 1e-9), 1),
-            "methods_per_s": round(samples / max(seconds, 1e-9), 1), "counts": counts}  # fmt: skip
-    (tmp / "done.json").write_text(json.dumps(done) + "\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    log(f"extract: {split}: {samples} methods from {counts['files']} files in {seconds:.0f} s")
+    seconds = time.time() - t0  # of the whole pass: shared by its splits
+    for split in todo:
+        tmp, final, n = work / f".{split}.tmp", work / split, counts[split]["files"]
+        done = {"samples": samples[split], "projects": len(projects[split]), "seconds": round(seconds, 1),
+                "files_per_s": round(n / max(seconds, 1e-9), 1),
+                "methods_per_s": round(samples[split] / max(seconds, 1e-9), 1), "counts": counts[split]}  # fmt: skip
+        if len(todo) > 1:
+            done["pass"] = "+".join(todo)
+        (tmp / "done.json").write_text(json.dumps(done) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        log(f"extract: {split}: {samples[split]} methods from {n} files in {seconds:.0f} s")
 
 
 def _name_counts(work: Path) -> dict:
