@@ -236,7 +236,8 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         timing = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
         report_json = dict(sorted((report | counts).items())) | {
             "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": manifest["source_sha256"],
-            "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", *timing)} for s in io.METHODNAME_SPLITS},
+            "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", "pass", *timing)}
+                       for s in io.METHODNAME_SPLITS},
         }  # fmt: skip
         if labels:
             report_json["names"] = _name_counts(work)
