@@ -104,6 +104,9 @@ def prepare_samples(params, task: str, replicate: int = 1) -> int:
                 if split == "scan":
                     print(f"  name scan: {f['files']} files, {f['methods_parsed']} methods parsed for their names "
                           f"in {f['seconds']} s")  # fmt: skip
+                elif isinstance(f, dict) and "pass" in f:  # java-top10: one pass for every split
+                    print(f"  {split:5s}: {f['files']} files, {f['samples']} methods (one pass for {f['pass']}: "
+                          f"{f['seconds']} s in all)")  # fmt: skip
                 elif isinstance(f, dict):
                     print(f"  {split:5s}: {f['files']} files, {f['samples']} methods in {f['seconds']} s: "
                           f"{f['files_per_s']} files/s, {f['methods_per_s']} methods/s")  # fmt: skip

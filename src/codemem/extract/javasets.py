@@ -242,8 +242,9 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         if labels:
             report_json["names"] = _name_counts(work)
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
-    timings = {s: {k: splits[s][k] for k in timing} | {"files": splits[s]["counts"].get("files", 0),
-                                                         "samples": splits[s]["samples"]} for s in io.METHODNAME_SPLITS}
+    timings = {s: {k: splits[s][k] for k in (*timing, "pass") if k in splits[s]}
+               | {"files": splits[s]["counts"].get("files", 0), "samples": splits[s]["samples"]}
+               for s in io.METHODNAME_SPLITS}  # fmt: skip
     if scan_seconds is not None:  # java-top10's name scan over every split
         timings["scan"] = {"seconds": scan_seconds, "files": sum(v for k, v in report.items() if k.startswith("scan_files_")),
                            "methods_parsed": report["scan_methods_parsed"]}  # fmt: skip
