@@ -2,7 +2,7 @@
 
     python repro/debian_corpus.py OUT_DIR                     # -> OUT_DIR/java-small.tar.gz (+ java-small.json)
     python repro/debian_corpus.py OUT_DIR --root java-large   # the same files as java-large.tar.gz (java-top10)
-    python repro/debian_corpus.py OUT_DIR --root java-large --copies 25   # Java-Large-sized (~16M methods)
+    python repro/debian_corpus.py OUT_DIR --root java-large --copies 21   # Java-Large-sized (~14.8M methods)
 
 The real Java-Small cannot be downloaded here, so this makes an archive in its exact layout
 (`java-small/{training,validation,test}/<project>/...`, .java files only) from the upstream sources
@@ -89,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--root", default="java-small", help="top folder and file name: java-large for java-top10")
-    ap.add_argument("--copies", type=int, default=1, help="each package as this many projects (25: Java-Large-sized)")
+    ap.add_argument("--copies", type=int, default=1, help="each package as this many projects (21: Java-Large-sized, ~14.8M methods)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
