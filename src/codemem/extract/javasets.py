@@ -9,8 +9,8 @@ These corpora are far larger than the JDK (Java-Large: ~16M methods), so the in-
   so projects never straddle splits, as in the published datasets;
 - each split is its own pass over the archive and lands in `build/extract-work/<key>/<split>/` with
   a `done.json`: a killed run restarts the unfinished split only (decompressing past the others
-  costs seconds, parsing them would cost hours); Java-Top10's three splits share one pass. The key hashes the archive's sha256 and every
-  setting that changes the output, so stale work is never reused;
+  costs seconds, parsing them would cost hours); Java-Top10's three splits share one pass. The key
+  hashes the archive's sha256 and every setting that changes the output, so stale work is never reused;
 - `recipe: all` keeps every method with a body; `recipe: top10` (Java-Top10) first scans all splits
   with a cheap name prefilter (a regex over identifiers followed by `(`; only files naming one of the
   ten labels are parsed, and only for method names), then samples `extract.per_name` training methods
@@ -214,7 +214,7 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         chosen = _choose_top10(pool, source, layout, limits, params, work, report) if labels else None
         passes = [io.METHODNAME_SPLITS] if chosen is not None else [(s,) for s in io.METHODNAME_SPLITS]
         for splits in passes:
-            _split_pass(pool, source, layout, limits, tuple(splits), chosen, x, work)
+            _split_pass(pool, source, layout, limits, splits, chosen, x, work)
     splits = {s: json.loads((work / s / "done.json").read_text()) for s in io.METHODNAME_SPLITS}
     for s in splits.values():
         report.update(s["counts"])
