@@ -1,7 +1,6 @@
-"""The stdlib-great corpus (codemem.extract.python): tokens, edges, bug injection, build."""
+"""The stdlib-great samples (codemem.extract.python): tokens, edges, bug injection (the corpus: test_python_corpus)."""
 
 import random
-import shutil
 import sysconfig
 import textwrap
 from pathlib import Path
@@ -194,75 +193,8 @@ def test_determinism_with_a_seed():
     assert P.function_samples(b"def f(:\n", "x.py", random.Random(1)) == []
 
 
-# ---- the corpus --------------------------------------------------------------------------------
-def _tree(root: Path):
-    for name in ("textwrap.py", "colorsys.py", "bisect.py", "heapq.py", "shlex.py", "fnmatch.py"):
-        shutil.copy(STDLIB / name, root / name)
-    (root / "test").mkdir()
-    (root / "test" / "test_x.py").write_text("def t(a, b):\n    return a + b\n")
-    (root / "lib" / "site-packages").mkdir(parents=True)
-    (root / "lib" / "site-packages" / "y.py").write_text("def t(a, b):\n    return a + b\n")
-    (root / "latin1.py").write_bytes(b"# caf\xe9\ndef f(a, b):\n    return a + b\n")
-    (root / "broken.py").write_text("def f(a:\n    return a\n")
-    nested = "def deep(a, b):\n" + "".join(" " * 4 * (i + 1) + "if a:\n" for i in range(60))
-    nested += " " * 4 * 61 + "return a + b\n"
-    long = "def long(a, b):\n    return " + " + ".join(["a", "b"] * 300) + "\n"
-    (root / "odd.py").write_text(nested + long)
-
-
-def test_build_corpus(tmp_path):
-    root = tmp_path / "lib"
-    root.mkdir()
-    _tree(root)
-    assert P.corpus_files(root) == ["bisect.py", "broken.py", "colorsys.py", "fnmatch.py", "heapq.py",
-                                    "latin1.py", "odd.py", "shlex.py", "textwrap.py"]
-    config = P.StdlibGreatConfig()
-    report = P.build_corpus(root, tmp_path / "out", seed=3, config=config, workers=1)
-    assert report["files"] == {"seen": 9, "used": 7, "skipped": {"not_utf8": 1, "parse-error": 1},
-                               "skipped_files": {"latin1.py": "not_utf8", "broken.py": "parse-error"}}
-    skipped = report["functions"]["skipped"]
-    assert skipped["too-long"] >= 1 and skipped["too-deep"] == 1 and skipped["no-bug-site"] > 0
-    assert not [k for k in skipped if k.startswith("error")]
-    assert report["buggy_share"] == 0.5
-    total = 0
-    for split in ("train", "dev", "eval"):
-        samples = list(great.read_shards(tmp_path / "out" / f"{split}.jsonl"))
-        info = report["splits"][split]
-        assert len(samples) == info["samples"] == info["clean"] + info["buggy"]
-        assert sum(s["has_bug"] for s in samples) == info["buggy"] == info["clean"]
-        files = {s["provenances"][0]["datasetProvenance"]["filepath"] for s in samples}
-        assert len(files) <= info["files"]  # a file's functions stay in one split
-        total += len(samples)
-    assert total == report["samples"] > 0
-    assert report["sources_sha256"] == P.stdlib_version(root)["sha256"]
-
-    # Deterministic given the seed, also with two worker processes; another seed differs.
-    first = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
-    P.build_corpus(root, tmp_path / "out2", seed=3, config=config, workers=2)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out2").iterdir()} == first
-    P.build_corpus(root, tmp_path / "out3", seed=4, config=config, workers=1)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out3").iterdir()} != first
-
-
-def test_max_file_bytes(tmp_path):
-    root = tmp_path / "lib"
-    root.mkdir()
-    code = "def f(a, b):\n    c = a + b\n    return c * a\n"
-    (root / "small.py").write_text(code)
-    (root / "big.py").write_text(code + "#\n")
-    config = P.StdlibGreatConfig(max_file_bytes=len(code))  # the limit itself is allowed
-    report = P.build_corpus(root, tmp_path / "out", seed=0, config=config)
-    assert report["files"] == {"seen": 2, "used": 1, "skipped": {"too_large": 1},
-                               "skipped_files": {"big.py": "too_large"}}
-    assert report["functions"]["seen"] == 1 and report["config"]["max_file_bytes"] == len(code)
-    assert report["sources_sha256"] == P.stdlib_version(root)["sha256"]  # skipped files still count
-
-
 def test_config_and_version():
     with pytest.raises(ValueError, match="split"):
         P.StdlibGreatConfig(split=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="max_file_bytes"):
         P.StdlibGreatConfig(max_file_bytes=0)
-    version = P.stdlib_version()
-    assert version["python"].startswith("3.") and len(version["sha256"]) == 64
-    assert version["files"] > 500

@@ -11,7 +11,7 @@ sha256.
 
 VarMisuse datasets write the same kind of zip:
 - `stdlib` (stdlib-great): the `.py` files of the running Python's standard library, without test
-  folders and site-packages (the file list of `extract.python.corpus_files`), or of the folder in
+  folders and site-packages (the file list of `extract.python_corpus.corpus_files`), or of the folder in
   `fetch.source`; the manifest records the Python version and `stdlib_version`'s sha256.
 - `great-shards` (py150-great): the published GREAT shards from the folder in `fetch.source`, as
   `train/`, `dev/`, `eval/` members, each shard's sha256 recorded. Without `fetch.source` they are
@@ -146,7 +146,7 @@ def write_corpus(source: Path, out_zip: Path) -> dict:
 
 def fetch_stdlib(params: Params, out_dir: Path) -> dict:
     """stdlib-great: the standard library's .py files (or those of the folder in fetch.source)."""
-    from codemem.extract.python import corpus_files, stdlib_version
+    from codemem.extract.python_corpus import corpus_files, stdlib_version
 
     if params.fetch.source == "auto":
         root, origin = Path(sysconfig.get_paths()["stdlib"]), "Python standard library"

@@ -55,6 +55,10 @@ class Layout:
         return self.root / "build" / "samples"
 
     @property
+    def extract_work(self) -> Path:  # extract's spills and resume points (deleted when a split is done)
+        return self.root / "build" / "extract-work"
+
+    @property
     def noisy(self) -> Path:  # corrupt -> train
         return self.root / "build" / "noisy"
 

@@ -9,7 +9,8 @@ variables or no bug site, over 512 tokens, or nested over 50 blocks / 8 loops de
 and so are functions whose tokens, name aside, repeat an earlier function's (a memorization
 study must not test on its training set). Files are split train/dev/eval (seeded) before anything else;
 each split is then balanced by dropping buggy samples at random (seeded), which keeps about one
-bug per function. Files that are not UTF-8, have tree-sitter ERROR nodes or exceed
+bug per function (the dedup, the splits and the balance: `python_corpus`, which streams a corpus of
+any size through worker processes). Files that are not UTF-8, have tree-sitter ERROR nodes or exceed
 `max_file_bytes` (`extract.max_file_bytes`, 2 MB) are skipped and counted. All tree walks are
 iterative; only the statement compiler recurses, on block nesting, which is capped.
 
@@ -17,7 +18,7 @@ One function becomes a sample in four steps, one module each:
 - python_tokens: the tree-sitter tree -> GREAT tokens, and the token each node is anchored at;
 - python_flow: variables, bug sites, CFG_NEXT, LAST_READ/LAST_WRITE and COMPUTED_FROM;
 - python_edges: FIELD, SYNTAX, NEXT_SYNTAX, LAST_LEXICAL_USE and the call edges;
-- here: `FunctionGraph` joins them into samples; files, splits and the corpus.
+- here: `FunctionGraph` joins them into samples, `file_samples` makes a file's.
 
 `repair_candidates` follow the data: per variable (first-occurrence order) every position whose
 token text is that name (attribute names included, as in the data), then the name itself in
@@ -28,23 +29,16 @@ loader adds every edge reversed (type 2i+1, `great.loader_edges`), so the models
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
 import platform
 import random
-import sysconfig
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 from codemem.extract import great
 from codemem.extract.python_edges import call_edges, lexical_edges, syntax_edges
 from codemem.extract.python_flow import FunctionFlow
-from codemem.extract.python_tokens import ATOMIC, Tokens, named, node_text
-from codemem.extract.python_tokens import Skip as _Skip
+from codemem.extract.python_tokens import ATOMIC, Skip, Tokens, named, node_text
 
-EXCLUDED_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
 E = great.EDGE_TYPES
 _EDGE_NAME = {v: k for k, v in E.items()}
 
@@ -85,7 +79,7 @@ class FunctionGraph:
         self.syntax = Tokens(fn)
         self.tokens = self.syntax.tokens
         if len(self.tokens) > max_tokens:
-            raise _Skip("too-long")
+            raise Skip("too-long")
         self.flow = flow = FunctionFlow(self.syntax)
         first = {}
         for p in sorted(flow.occ):
@@ -135,26 +129,28 @@ def _functions(root) -> list[tuple[object, str]]:
     return out
 
 
-def _file_samples(source: bytes, path: str, rng: random.Random, config: StdlibGreatConfig):
-    """([(dedup key, [clean, *buggy samples]) per function], Counter of outcomes)."""
+def file_samples(source: bytes, path: str, rng: random.Random, config: StdlibGreatConfig):
+    """([(dedup key, [clean, *buggy samples]) per function, in source order], Counter of outcomes).
+
+    The key is a sha1 of the function's tokens with its name replaced."""
     stats = Counter()
     tree = _parser().parse(source)
     if tree.root_node.has_error:
-        raise _Skip("parse-error")
+        raise Skip("parse-error")
     out = []
     for fn, qualname in _functions(tree.root_node):
         stats["functions"] += 1
         try:
             g = FunctionGraph(fn, config.max_tokens)
             if len(g.variables) < 2 or not g.sites:
-                raise _Skip("no-bug-site")
+                raise Skip("no-bug-site")
             samples = [g.sample(g.tokens)]
             for pos in rng.sample(g.sites, min(config.bugs_per_function, len(g.sites))):
                 original = g.tokens[pos]
                 tokens = list(g.tokens)
                 tokens[pos] = rng.choice([v for v in g.variables if v != original])
                 samples.append(g.sample(tokens, pos, original))
-        except _Skip as e:
+        except Skip as e:
             stats[str(e)] += 1
             continue
         except Exception as e:  # noqa: BLE001 -- one odd function must not stop the corpus; counted
@@ -180,133 +176,7 @@ def function_samples(source: bytes, path: str, rng: random.Random,
     An unparsable file yields no samples.
     """
     try:
-        funcs, _ = _file_samples(source, path, rng, config or StdlibGreatConfig())
-    except _Skip:
+        funcs, _ = file_samples(source, path, rng, config or StdlibGreatConfig())
+    except Skip:
         return []
     return [s for _, samples in funcs for s in samples]
-
-
-def corpus_files(root: str | Path) -> list[str]:
-    """The .py files under `root` (relative POSIX paths, sorted), without test folders."""
-    root, out = Path(root), []
-    for d, dirs, files in os.walk(root):
-        dirs[:] = sorted(x for x in dirs if x not in EXCLUDED_DIRS)
-        rel = Path(d).relative_to(root)
-        out += [(rel / f).as_posix() for f in files if f.endswith(".py")]
-    return sorted(out)
-
-
-def _process(task):
-    """Worker: one file -> its functions' samples, or the reason it was skipped."""
-    root, rel, seed, config = task
-    try:
-        data = (Path(root) / rel).read_bytes()
-    except OSError:
-        return {"rel": rel, "sha256": "", "functions": [], "stats": Counter(), "skip": "unreadable"}
-    res = {"rel": rel, "sha256": hashlib.sha256(data).hexdigest(), "functions": [], "stats": Counter()}
-    if len(data) > config.max_file_bytes:
-        return res | {"skip": "too_large"}
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return res | {"skip": "not_utf8"}
-    try:
-        res["functions"], res["stats"] = _file_samples(data, rel, random.Random(f"{seed}:{rel}"), config)
-    except _Skip as e:
-        return res | {"skip": str(e)}
-    return res
-
-
-def build_corpus(root: Path, out_dir: Path, *, seed: int, config: StdlibGreatConfig = StdlibGreatConfig(),
-                 workers: int | None = None) -> dict:
-    """Write train/dev/eval.jsonl (GREAT format) for the functions under `root`; return a report.
-
-    Files are split (seeded) before anything else, so a file's functions stay in one split;
-    functions whose tokens (name aside) equal an earlier function's are dropped; each split is then balanced by dropping buggy samples.
-    `workers` > 1 analyses files in that many forked processes; the output does not depend on
-    it. One process builds the 3.11 stdlib corpus in about 30 s here, so that is the default
-    (two workers gained nothing on this shared 2-core machine: the results' unpickling competes).
-    """
-    t0 = time.time()
-    root, out_dir = Path(root), Path(out_dir)
-    files = corpus_files(root)
-    if config.max_files:
-        files = files[:config.max_files]
-    order = list(files)
-    random.Random(seed).shuffle(order)
-    n_train, n_dev = round(config.split[0] * len(order)), round(config.split[1] * len(order))
-    split_of = {rel: "train" if i < n_train else "dev" if i < n_train + n_dev else "eval"
-                for i, rel in enumerate(order)}
-    tasks = [(str(root), rel, seed, config) for rel in files]
-    workers = max(1, workers or 1)
-    if workers > 1:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = list(pool.imap(_process, tasks, chunksize=4))
-    else:
-        results = [_process(t) for t in tasks]
-
-    seen, digest = set(), hashlib.sha256()
-    skipped_files, fn_stats = {}, Counter()
-    splits = {s: {"files": 0, "clean": [], "buggy": []} for s in ("train", "dev", "eval")}
-    for res in results:  # in file order, so duplicates resolve the same way every run
-        digest.update(f"{res['rel']}\0{res['sha256']}\n".encode())
-        if "skip" in res:
-            skipped_files[res["rel"]] = res["skip"]
-            continue
-        fn_stats.update(res["stats"])
-        part = splits[split_of[res["rel"]]]
-        part["files"] += 1
-        for key, samples in res["functions"]:
-            if key in seen:
-                fn_stats["duplicate"] += 1
-                continue
-            seen.add(key)
-            part["clean"].append(samples[0])
-            part["buggy"] += samples[1:]
-
-    report = {"root": str(root), "python": platform.python_version(), "seed": seed,
-              "config": asdict(config), "workers": workers,
-              "files": {"seen": len(files), "used": len(files) - len(skipped_files),
-                        "skipped": dict(Counter(skipped_files.values())),
-                        "skipped_files": skipped_files},
-              "sources_sha256": digest.hexdigest(), "splits": {}}
-    total = buggy_total = 0
-    for name, part in splits.items():
-        clean, buggy = part["clean"], part["buggy"]
-        rng = random.Random(f"{seed}:balance:{name}")
-        # Balance: drop the majority class at random (no bugs asked for: keep every clean one).
-        n_buggy = min(len(clean), len(buggy))
-        n_clean = n_buggy if buggy else len(clean)
-        buggy = [buggy[i] for i in sorted(rng.sample(range(len(buggy)), n_buggy))]
-        clean = [clean[i] for i in sorted(rng.sample(range(len(clean)), n_clean))]
-        samples = sorted(clean + buggy, key=_order_key)
-        great.write_shard(out_dir / f"{name}.jsonl", samples, validate=False)
-        report["splits"][name] = {"files": part["files"], "functions": len(part["clean"]),
-                                  "buggy_generated": len(part["buggy"]), "clean": n_clean,
-                                  "buggy": n_buggy, "samples": len(samples)}
-        total += len(samples)
-        buggy_total += n_buggy
-    used = fn_stats.pop("functions", 0)
-    report["functions"] = {"seen": used, "kept": sum(len(p["clean"]) for p in splits.values()),
-                           "skipped": dict(fn_stats)}
-    report["samples"] = total
-    report["buggy_share"] = buggy_total / total if total else 0.0
-    report["seconds"] = round(time.time() - t0, 1)
-    return report
-
-
-def _order_key(sample: dict):
-    """Source order: file, line, then the clean sample before its buggy variants."""
-    p = sample["provenances"][0]["datasetProvenance"]
-    return p["filepath"], p["lineno"], p["functionName"], sample["has_bug"], sample["error_location"]
-
-
-def stdlib_version(root: str | Path | None = None) -> dict:
-    """The Python version and a sha256 over the corpus file list and contents."""
-    root = Path(root or sysconfig.get_paths()["stdlib"])
-    digest, files = hashlib.sha256(), corpus_files(root)
-    for rel in files:
-        data = (root / rel).read_bytes()
-        digest.update(f"{rel}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
-            "stdlib": str(root), "files": len(files), "sha256": digest.hexdigest()}

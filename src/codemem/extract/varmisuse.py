@@ -4,10 +4,14 @@ Outputs: `train.jsonl`, `dev.jsonl`, `eval.jsonl` (one sample per line, the publ
 format: `source_tokens`, `has_bug`, `error_location`, `repair_candidates`, `repair_targets`,
 `edges`, `provenances`) and `report.json`.
 
-- stdlib-great (fetch kind `stdlib`): `extract.python.build_corpus` makes the samples from the
-  fetched `.py` files the way GREAT's data was made (see that module for tokens, bug injection and
-  edges). It reads a folder, so the corpus zip is unpacked into a temporary one first (a second or
-  two). Files are split train/dev/eval by `extract.split` with the seed.
+- stdlib-great (fetch kind `stdlib`): `extract.python_corpus.build_corpus` makes the samples from the
+  fetched `.py` files the way GREAT's data was made (`extract.python`: tokens, bug injection and
+  edges), streamed through `extract.workers` processes (0 = all cores) in flat memory. It reads a
+  folder, so the corpus zip is unpacked into a temporary one first (a second or two). Files are split
+  train/dev/eval by `extract.split` with the seed. Its spills and resume point live in
+  `build/extract-work/<key>/` (the key: the corpus's sha256 and every setting that changes the
+  output), so a killed extraction goes on where it stopped; the folder is deleted once the samples are
+  written.
 - py150-great (fetch kind `great-shards`): the published shards are copied through, each sample
   validated, shards in name order; the published split is kept.
 """
@@ -15,7 +19,9 @@ format: `source_tokens`, `has_bug`, `error_location`, `repair_candidates`, `repa
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import shutil
 import tempfile
 import time
 import zipfile
@@ -23,26 +29,29 @@ from pathlib import Path
 
 from codemem import datasets, io
 from codemem.errors import InputError, MissingInputError
-from codemem.extract import great
-from codemem.extract import python as stdlib_great
+from codemem.extract import great, python_corpus
+from codemem.extract.python import StdlibGreatConfig
 from codemem.params import Params
 from codemem.progress import log
 
 SPLITS = io.VARMISUSE_SPLITS
+TIMING = ("seconds", "workers", "resumed_from")  # in build/extract-work/timing.json: not outputs
 
 
-def build_stdlib(params: Params, corpus: Path, out_dir: Path) -> dict:
-    """Unpack the corpus zip and run the stdlib-great builder on it."""
+def build_stdlib(params: Params, corpus: Path, out_dir: Path, work_root: Path) -> dict:
+    """Unpack the corpus zip and stream the stdlib-great builder over it (resumable in `work_root`)."""
     x = params.extract
-    config = stdlib_great.StdlibGreatConfig(split=x.split, max_files=x.max_files, max_file_bytes=x.max_file_bytes)
-    # One process is fastest for this corpus on 2 cores (see build_corpus); more only on request.
-    workers = params.extract.workers or 1
+    config = StdlibGreatConfig(split=x.split, max_files=x.max_files, max_file_bytes=x.max_file_bytes)
+    key = hashlib.sha256(json.dumps({"corpus": io.sha256_file(corpus), "seed": params.seed, "config": str(config),
+                                     "format": python_corpus.STATE_FORMAT}).encode()).hexdigest()[:16]
+    work = Path(work_root) / f"stdlib-great-{key}"
     with tempfile.TemporaryDirectory(prefix="codemem-stdlib-") as root:
         with zipfile.ZipFile(corpus) as z:
             z.extractall(root)
-        report = stdlib_great.build_corpus(Path(root), out_dir, seed=params.seed, config=config, workers=workers)
+        report = python_corpus.build_corpus(Path(root), out_dir, seed=params.seed, config=config,
+                                            workers=x.workers, work_dir=work)
     report["root"] = str(corpus)  # not the temporary folder: the report should not vary between runs
-    return report
+    return report | {"_work": work}
 
 
 @contextlib.contextmanager
@@ -100,7 +109,9 @@ def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
         io.require(corpus, "fetch")
     kind = datasets.get(params.dataset).kind
     with io.atomic_dir(layout.samples) as tmp:
-        report = build_stdlib(params, corpus, tmp) if kind == "stdlib" else copy_shards(params, corpus, tmp, manifest)
+        report = build_stdlib(params, corpus, tmp, layout.extract_work) if kind == "stdlib" else copy_shards(params, corpus, tmp, manifest)
+        work = report.pop("_work", None)
+        timing = {k: report.pop(k) for k in TIMING if k in report}
         if manifest:
             report["corpus"] = {k: v for k, v in manifest.items() if k not in ("shard_sha256", "shard_git_sha1")}
         if report["splits"]["train"]["samples"] == 0 or report["splits"]["eval"]["samples"] == 0:
@@ -109,6 +120,9 @@ def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
                 f"from {corpus}: use more files (extract.max_files) or other split shares (extract.split)"
             )
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    summary = {s: report["splits"][s]["samples"] for s in SPLITS} | {"seconds": report.get("seconds")}
+    if work is not None:  # the samples are in place: the spills are no longer needed
+        shutil.rmtree(work, ignore_errors=True)
+    io.atomic_write(layout.extract_work / "timing.json", json.dumps(timing, indent=2) + "\n")
+    summary = {s: report["splits"][s]["samples"] for s in SPLITS} | {"seconds": timing.get("seconds")}
     log(f"extract: {summary}")
     return summary
