@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 from codemem.extract import great
@@ -35,7 +36,7 @@ def reference_build(root: Path, seed: int, config: P.StdlibGreatConfig) -> dict[
             data.decode("utf-8")
             if len(data) > config.max_file_bytes:
                 continue
-            functions, _ = P.file_samples(data, rel, random.Random(f"{seed}:{rel}"), config)
+            functions = list(P.file_samples(data, rel, random.Random(f"{seed}:{rel}"), config, Counter()))
         except (UnicodeDecodeError, P.Skip):
             continue
         for key, samples in functions:

@@ -129,15 +129,15 @@ def _functions(root) -> list[tuple[object, str]]:
     return out
 
 
-def file_samples(source: bytes, path: str, rng: random.Random, config: StdlibGreatConfig):
-    """([(dedup key, [clean, *buggy samples]) per function, in source order], Counter of outcomes).
+def file_samples(source: bytes, path: str, rng: random.Random, config: StdlibGreatConfig, stats: Counter):
+    """Yield (dedup key, [clean, *buggy samples]) per function, in source order, counting what
+    happened to each function in `stats`; a file that does not parse raises Skip before any.
 
-    The key is a sha1 of the function's tokens with its name replaced."""
-    stats = Counter()
+    The key is a sha1 of the function's tokens with its name replaced. One function's samples at a
+    time: a file of a thousand functions would otherwise hold ~200 MB of them."""
     tree = _parser().parse(source)
     if tree.root_node.has_error:
         raise Skip("parse-error")
-    out = []
     for fn, qualname in _functions(tree.root_node):
         stats["functions"] += 1
         try:
@@ -164,9 +164,7 @@ def file_samples(source: bytes, path: str, rng: random.Random, config: StdlibGre
             s["provenances"] = prov
         body = list(g.tokens)
         body[g.anchor(fn)] = "def"  # same body under another name is still a duplicate
-        key = hashlib.sha1("\0".join(body).encode("utf-8")).hexdigest()
-        out.append((key, samples))
-    return out, stats
+        yield hashlib.sha1("\0".join(body).encode("utf-8")).hexdigest(), samples
 
 
 def function_samples(source: bytes, path: str, rng: random.Random,
@@ -176,7 +174,7 @@ def function_samples(source: bytes, path: str, rng: random.Random,
     An unparsable file yields no samples.
     """
     try:
-        funcs, _ = file_samples(source, path, rng, config or StdlibGreatConfig())
+        return [s for _, samples in file_samples(source, path, rng, config or StdlibGreatConfig(), Counter())
+                for s in samples]
     except Skip:
         return []
-    return [s for _, samples in funcs for s in samples]

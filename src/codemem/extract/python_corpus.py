@@ -5,12 +5,14 @@
 
 1. Files are split train/dev/eval by a seeded shuffle of the sorted file list, before anything else,
    so a file's functions stay in one split.
-2. Worker processes (`workers`, all cores by default) turn files into samples, each already encoded
-   as its JSON line. The main process takes them back in file order, drops functions whose tokens
-   (name aside) repeat an earlier function's, through a set of 64-bit hashes, and appends each file's
+2. Worker processes (`workers`, all cores by default) turn files into samples, writing each as its
+   JSON line to a scratch file as it is made and sending back only the functions' hashes and where
+   their lines are. The main process takes the files in order, drops functions whose tokens (name
+   aside) repeat an earlier function's, through a set of 64-bit hashes, and copies each file's
    samples, in source order, to its split's *spill* in the work folder. Only that set and a few
-   counters grow with the corpus (about 100 bytes a function); a bounded window of files in flight
-   keeps a slow file from piling up the others' results.
+   counters grow with the corpus (about 100 bytes a function); no process holds more than one
+   function's samples, and a bounded window of files in flight keeps a slow file from piling up
+   the others' results.
 3. Each split is balanced: with its clean and buggy counts known, a seeded draw keeps as many buggy
    samples as clean ones (or every clean one when no bugs were made), and one sequential read of the
    spill writes `{split}.jsonl` with the drawn samples only.
@@ -29,6 +31,7 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import sysconfig
 import tempfile
 import time
@@ -43,7 +46,7 @@ from codemem.progress import progress_bar
 SPLITS = ("train", "dev", "eval")
 EXCLUDED_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
 CHECKPOINT_FILES = 256  # files between two resume points (a few seconds of work)
-FILES_PER_TASK = 8  # files a worker takes at a time
+FILES_PER_TASK = 4  # files a worker takes at a time
 TASKS_IN_FLIGHT = 4  # per worker: enough to keep it busy while the main process writes
 STATE_FORMAT = 1
 
@@ -88,10 +91,12 @@ def encode(sample: dict) -> bytes:
     return json.dumps(sample, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-# ---- workers: a file -> its functions, encoded --------------------------------------------------
-def process_file(root: str, rel: str, seed: int, config) -> dict:
-    """One file's functions as (64-bit dedup hash, [(order key, line) of the clean sample],
-    [(order key, line) of each buggy one]), or the reason the file was skipped."""
+# ---- workers: a file -> its samples' lines on disk, their keys and places in memory ----------------
+def process_file(root: str, rel: str, seed: int, config, lines_path: str) -> dict:
+    """One file: its samples' JSON lines written to `lines_path`, and per function (64-bit dedup hash,
+    [(order key, offset, length) of the clean sample], [the same of each buggy one]); or the reason the
+    file was skipped. The lines go to disk as they are made, so neither this process nor the main one
+    ever holds a file's samples (sympy's rubi rules make ~50 MB of them from one file)."""
     from codemem.extract import python as stdlib_great  # tree-sitter: only where files are parsed
 
     try:
@@ -105,13 +110,21 @@ def process_file(root: str, rel: str, seed: int, config) -> dict:
         data.decode("utf-8")
     except UnicodeDecodeError:
         return res | {"skip": "not_utf8"}
-    try:
-        functions, res["stats"] = stdlib_great.file_samples(data, rel, random.Random(f"{seed}:{rel}"), config)
-    except stdlib_great.Skip as e:
-        return res | {"skip": str(e)}
-    res["functions"] = [(int(key[:16], 16), [(order_key(s), encode(s)) for s in samples[:1]],
-                         [(order_key(s), encode(s)) for s in samples[1:]]) for key, samples in functions]
-    return res
+    rng = random.Random(f"{seed}:{rel}")
+    with open(lines_path, "wb") as out:
+
+        def place(sample: dict) -> tuple:
+            line = encode(sample)
+            start = out.tell()
+            out.write(line)
+            return order_key(sample), start, len(line)
+
+        try:
+            for key, samples in stdlib_great.file_samples(data, rel, rng, config, res["stats"]):
+                res["functions"].append((int(key[:16], 16), [place(samples[0])], [place(s) for s in samples[1:]]))
+        except stdlib_great.Skip as e:
+            return res | {"skip": str(e), "functions": []}
+    return res | {"lines": lines_path}
 
 
 def _process_many(tasks: list[tuple]) -> list[dict]:
@@ -167,21 +180,24 @@ class _Spills:
         counts = split_counts[res["split"]]
         counts["files"] += 1
         clean, buggy = [], []  # clean before buggy: the order ties keep in a stable sort
-        for key, clean_lines, buggy_lines in res["functions"]:
+        for key, clean_places, buggy_places in res["functions"]:
             if key in self.seen:
                 self.stats["duplicate"] += 1
                 continue
             self.seen.add(key)
             f["keys"].write(key.to_bytes(8, "little"))
-            for order, line in clean_lines:
-                clean.append((order, b"c%d\t" % counts["clean"], line))
+            for order, start, length in clean_places:
+                clean.append((order, b"c%d\t" % counts["clean"], start, length))
                 counts["clean"] += 1
-            for order, line in buggy_lines:
-                buggy.append((order, b"b%d\t" % counts["buggy"], line))
+            for order, start, length in buggy_places:
+                buggy.append((order, b"b%d\t" % counts["buggy"], start, length))
                 counts["buggy"] += 1
         out = f[res["split"]]
-        for _, tag, line in sorted(clean + buggy, key=lambda e: e[0]):
-            out.write(tag + line)
+        with open(res["lines"], "rb") as lines:
+            for _, tag, start, length in sorted(clean + buggy, key=lambda e: e[0]):
+                lines.seek(start)
+                out.write(tag + lines.read(length))
+        os.unlink(res["lines"])
 
     def checkpoint(self, next_file: int, done: bool = False) -> None:
         for f in self.files.values():
@@ -243,7 +259,11 @@ def build_corpus(root: Path, out_dir: Path, *, seed: int, config=None, workers: 
         try:
             start = spills.state["next"]
             if not spills.state["done"]:
-                tasks = [(str(root), rel, seed, config) for rel in files[start:]]
+                incoming = work / "incoming"  # each file's lines, from its worker until they are spilled
+                shutil.rmtree(incoming, ignore_errors=True)
+                incoming.mkdir()
+                tasks = [(str(root), rel, seed, config, str(incoming / f"{i}.jsonl"))
+                         for i, rel in enumerate(files[start:], start)]
                 # The pool is forked before the progress bar starts its thread.
                 pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and tasks else None
                 try:
