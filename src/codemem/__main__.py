@@ -2,7 +2,9 @@
 
 Each stage reads params.yaml from the current folder, writes its outputs atomically and prints a
 one-line summary. Errors in the user's input (params, sources) print what is wrong and how to fix
-it, and exit with status 2 (codemem.errors.UserError); anything else is a bug and keeps its traceback.
+it, and exit with status 2 (codemem.errors.UserError; a full disk is one too); a run stopped by
+SIGTERM / SIGINT exits with 128 + the signal's number after saving what it could and saying how to
+resume. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -41,14 +43,23 @@ def stage(fn):
     """Load params, run the stage, print a user error as one line with exit code 2."""
 
     def wrapper(params: Path = PARAMS):
+        import errno
+
+        from codemem import io
         from codemem.errors import UserError
         from codemem.params import load
 
         try:
-            result = fn(load(params))
+            try:
+                result = fn(load(params))
+            except OSError as e:  # a full disk where no writer said what it was writing
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                with io.writing(Path(e.filename or "build"), "a stage output"):
+                    raise
         except UserError as e:
             console.print(f"[bold red]error[/] ({fn.__name__}): {e}", soft_wrap=True)  # one line, however long
-            raise typer.Exit(2) from None
+            raise typer.Exit(getattr(e, "exit_code", 2)) from None
         if result is not None:
             console.print_json(json.dumps(result, default=str))
 

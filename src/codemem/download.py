@@ -5,7 +5,9 @@ connections get cut, processes get killed and links rot. So:
 
 - bytes go to `<dest>.part`; a later call resumes it with an HTTP Range request (a server that
   ignores Range sends the whole file again, and we start over);
-- connection errors, timeouts, short reads, 429 and 5xx are retried with exponential backoff;
+- connection errors, timeouts, short reads, 429 and 5xx are retried with exponential backoff; the
+  retry budget counts failures *without progress* (an attempt that brought new bytes resets it, as
+  curl and wget keep going while bytes arrive), within a total time limit per file;
 - the finished file is checked (size, sha256 and/or git blob SHA-1) and only then renamed to
   `dest`, so a partial or corrupt file never has the final name; a file that fails its check is
   moved to `<dest>.corrupt` (kept for inspection, never read);
@@ -24,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from codemem import io
 from codemem.errors import UserError
 from codemem.progress import ByteProgress
 
@@ -77,22 +80,39 @@ def mismatch(path: Path, expected: Expected) -> str | None:
 
 
 def download(url: str, dest: Path, expected: Expected = Expected(), *, retries: int = 5, timeout: float = 60,
-             backoff: float = 1.0, label: str | None = None, show: bool = True) -> Path:
-    """Fetch `url` into `dest` (resuming `<dest>.part`), verify it, and rename it into place."""
+             backoff: float = 1.0, time_limit: float = 0, label: str | None = None, show: bool = True,
+             stats: dict | None = None) -> Path:
+    """Fetch `url` into `dest` (resuming `<dest>.part`), verify it, and rename it into place.
+
+    Gives up after `retries` failures in a row that brought no new byte, or once `time_limit` seconds
+    (0 = none) have passed. `stats`, if given, gets `attempts` and `resumed` (attempts that went on
+    from bytes already there)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    failures = 0
-    while True:
-        try:
-            _transfer(url, part, timeout, label or dest.name, show)
-            break
-        except _Retry as e:
-            failures += 1
-            if failures > retries:
-                raise DownloadError(f"{url}: failed {failures} times, last: {e}. Retry later (the partial file "
-                                    f"{part} is kept and resumed), or {FIX}") from None
-            time.sleep(min(backoff * 2 ** (failures - 1), 60))
+    stats = {} if stats is None else stats
+    stats.update(attempts=0, resumed=0)
+    began, failures = time.monotonic(), 0
+    with ByteProgress(f"download {label or dest.name}", None, 0, show) as bar:
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            stats["attempts"] += 1
+            if have:
+                stats["resumed"] += 1
+                bar.describe(f"download {label or dest.name} (resumed {stats['resumed']}x)")
+            try:
+                _transfer(url, part, timeout, bar)
+                break
+            except _Retry as e:
+                progressed = (part.stat().st_size if part.exists() else 0) > have
+                failures = 0 if progressed else failures + 1
+                spent = time.monotonic() - began
+                if failures > retries or (time_limit and spent > time_limit):
+                    why = (f"failed {failures} times in a row without a new byte" if failures > retries
+                           else f"still incomplete after {spent:.0f} s (fetch.time_limit)")
+                    raise DownloadError(f"{url}: {why}, last: {e}. Retry later (the partial file {part} is kept "
+                                        f"and resumed), or {FIX}") from None
+                time.sleep(min(backoff * 2 ** max(failures - 1, 0), 60))
     why = mismatch(part, expected)
     if why:
         bad = dest.with_name(dest.name + ".corrupt")
@@ -103,7 +123,7 @@ def download(url: str, dest: Path, expected: Expected = Expected(), *, retries: 
     return dest
 
 
-def _transfer(url: str, part: Path, timeout: float, label: str, show: bool = True) -> None:
+def _transfer(url: str, part: Path, timeout: float, bar: ByteProgress) -> None:
     """One attempt: append to `part` from where it stops, or start over when the server ignores Range."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "codemem (+https://github.com/; research reproduction)"}
@@ -139,15 +159,22 @@ def _transfer(url: str, part: Path, timeout: float, label: str, show: bool = Tru
             have, mode = 0, "wb"
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
+        if total is not None:  # refuse now rather than after hours of transfer
+            io.require_space(part, total - have, f"the rest of {url}")
         got = have
-        with open(part, mode) as f, ByteProgress(f"download {label}", total, have, show) as bar:
-            try:
-                while chunk := response.read(CHUNK):
-                    f.write(chunk)
-                    got += len(chunk)
-                    bar.advance(len(chunk))
-            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
-                raise _Retry(f"connection lost after {got:,} bytes ({type(e).__name__})") from None
+        bar.restart(have, total)
+        # A full disk is the user's to fix, not a lost connection to retry: only reads are retried.
+        with io.writing(part, f"the download of {url}"), open(part, mode) as f:
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
+                    raise _Retry(f"connection lost after {got:,} bytes ({type(e).__name__})") from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                got += len(chunk)
+                bar.advance(len(chunk))
         if total is not None and got < total:
             raise _Retry(f"connection closed after {got:,} of {total:,} bytes")
 

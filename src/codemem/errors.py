@@ -22,3 +22,17 @@ class InputError(UserError):
 
 class DeviceError(UserError):
     """The requested device is not available on this machine."""
+
+
+class DiskFullError(UserError):
+    """Not enough free disk space for what a stage writes: the message says where, how much, and
+    what can be freed (DVC's cache, build/)."""
+
+
+class Interrupted(UserError):
+    """The run was stopped by a signal (SIGTERM, SIGINT) after saving what it could; the message says
+    how to resume. Exits with the shell's code for the signal (128 + its number)."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

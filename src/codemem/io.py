@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import os
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codemem.errors import MissingInputError
+from codemem.errors import DiskFullError, MissingInputError
 
 METHODNAME_SPLITS = ("train", "val", "test")  # the code2vec / code2seq file names
 VARMISUSE_SPLITS = ("train", "dev", "eval")  # the published Py150-Great folders
@@ -120,7 +121,8 @@ def atomic_dir(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        yield tmp
+        with writing(target, f"{target.name}/"):
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -134,13 +136,57 @@ def atomic_dir(target: Path):
         os.replace(tmp, target)
 
 
+FREE_SPACE_HINT = ("free space there (`dvc gc --workspace` drops DVC cache entries no commit or experiment uses; "
+                   "build/extract-work holds unfinished extractions' resumable scratch) or move the work to a larger disk "
+                   "(`dvc cache dir PATH` for DVC's cache; a clone elsewhere for build/)")
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def free_bytes(path: Path) -> tuple[int, Path]:
+    """Free bytes on the file system that holds `path` (or its nearest existing parent), and that parent."""
+    where = Path(path).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return shutil.disk_usage(where).free, where
+
+
+def require_space(path: Path, need: int, what: str) -> None:
+    """Refuse early, with the figures, when `need` bytes for `what` will not fit where `path` goes.
+    `CODEMEM_FREE_BYTES` (tests) pretends the disk has that much free."""
+    free, where = free_bytes(path)
+    free = int(os.environ.get("CODEMEM_FREE_BYTES", free))
+    if need > free:
+        raise DiskFullError(f"{what} needs about {_mib(need)} at {path}, but {where} has {_mib(free)} free: "
+                            f"{FREE_SPACE_HINT}")
+
+
+@contextlib.contextmanager
+def writing(path: Path, what: str):
+    """Turn a full disk (ENOSPC, EDQUOT) while writing `what` to `path` into one clear line."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free, where = free_bytes(path)
+        raise DiskFullError(f"no space left on the device while writing {what} to {path} ({_mib(free)} free at "
+                            f"{where}): {FREE_SPACE_HINT}. Nothing half-written was kept") from None
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    try:
+        with writing(path, path.name), os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_epochs_csv(history: list[dict], path: Path, columns: list[str]) -> None:

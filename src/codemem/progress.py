@@ -62,6 +62,15 @@ class ByteProgress:
         if self.progress:
             self.progress.advance(self.task, n)
 
+    def describe(self, description: str) -> None:
+        if self.progress:
+            self.progress.update(self.task, description=description)
+
+    def restart(self, done: int, total: int | None) -> None:
+        """A new attempt: `done` bytes already there (0 when starting over), of `total`."""
+        if self.progress:
+            self.progress.update(self.task, completed=done, total=total)
+
     def __exit__(self, *exc) -> None:
         if self.progress:
             self.progress.stop()

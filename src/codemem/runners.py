@@ -171,6 +171,12 @@ class MethodNameRunner(Training):
         self._in_step_loss[idx.numpy()] = per_sample.detach().float().cpu().numpy()
         return loss, len(idx)
 
+    def step_state(self) -> dict:
+        return {"in_step_loss": self._in_step_loss.copy()}
+
+    def load_step_state(self, state: dict) -> None:
+        self._in_step_loss = state["in_step_loss"].copy()
+
     def gather_in_step(self, group) -> None:
         if group.active:  # each rank filled its own positions; the others are 0
             from codemem.distributed import all_gather_objects

@@ -64,6 +64,14 @@ class Training(ABC):
         every rank's in-step per-sample records together on every rank, before `measure`. A task
         that records nothing inside its steps has nothing to do."""
 
+    def step_state(self) -> dict:
+        """What the steps of the epoch so far recorded (in-step per-sample losses), for a checkpoint
+        written mid-epoch when the run is stopped by a signal."""
+        return {}
+
+    def load_step_state(self, state: dict) -> None:
+        """Put back `step_state()` after `batches(epoch)`, to go on from a mid-epoch checkpoint."""
+
     @abstractmethod
     def summary(self, row: dict) -> str:
         """The epoch's row as one log line."""

@@ -6,6 +6,9 @@ train on the noisy training labels, then let the task measure the model with dro
 accuracies and two Gini coefficients for VarMisuse). One row per epoch goes to plots/epochs.csv and
 per-sample arrays to build/logs. A checkpoint after every epoch lets an interrupted run resume;
 because every epoch reseeds, a resumed run ends with the same metrics as an uninterrupted one.
+SIGTERM or SIGINT (a scheduler, `docker stop`, Ctrl-C) lets the current step finish, then writes a
+checkpoint of the epoch so far (the step, the random state, the task's in-step records) and exits
+with 128 + the signal's number, saying how to resume; a second signal stops at once.
 
 The per-sample training loss is measured in a separate pass after the epoch (dropout off, one fixed
 model), not logged inside the training step as the authors' patch did; see ORIGINALS.md.
@@ -17,8 +20,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +32,7 @@ import numpy as np
 import torch
 
 from codemem import distributed, io, task
-from codemem.errors import DeviceError
+from codemem.errors import DeviceError, Interrupted
 from codemem.io import PROJECT, Layout, sha256_file
 from codemem.models import count_trainable
 from codemem.params import Params
@@ -77,11 +82,68 @@ def fingerprint(params: Params, files: list[Path], world: int = 1) -> str:
     return h.hexdigest()
 
 
+def _nbytes(obj) -> int:
+    """The bytes of the tensors and arrays in a (nested) checkpoint state: about its size on disk."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write a checkpoint atomically (temporary file, then rename): a kill never leaves half of one."""
+    """Write a checkpoint atomically (temporary file, then rename): a kill never leaves half of one,
+    a full disk neither (refused first when the free space is known to be short)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path.with_suffix(".tmp"))
-    os.replace(path.with_suffix(".tmp"), path)
+    tmp = path.with_suffix(".tmp")
+    io.require_space(tmp, _nbytes(state) + (1 << 20), "the training checkpoint")
+    try:
+        with io.writing(tmp, "the training checkpoint"):
+            torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class StopSignal:
+    """SIGTERM / SIGINT during training: noted, acted on after the current step (the loop asks
+    `requested`); the handler then steps aside, so a second signal acts at once."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum, self.previous = 0, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+            self.previous = {sig: signal.signal(sig, self._note) for sig in self.SIGNALS}
+        return self
+
+    def _note(self, signum, _frame) -> None:
+        self.signum = signum
+        signal.signal(signum, self.previous.get(signum, signal.SIG_DFL))
+
+    def requested(self, group: distributed.Group, device) -> int:
+        """The signal to stop for (0: none); under torchrun the ranks agree, so all stop at one step."""
+        if not group.active:
+            return self.signum
+        anyone = distributed.sum_scalar(float(self.signum), group, device) > 0
+        return self.signum or (signal.SIGTERM if anyone else 0)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(signum: int, where: str, path: Path) -> Interrupted:
+    return Interrupted(f"stopped by {signal.Signals(signum).name} {where}; the checkpoint {path} holds the run "
+                       "so far. Run `dvc repro` (or the same `dvc exp run`) again to resume from it: the finished "
+                       "run's numbers are those of an uninterrupted one", signum)
 
 
 def set_aside(path: Path, why: str) -> None:
@@ -124,7 +186,8 @@ def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     group = distributed.init(device)
     # No `finally`: a rank that fails must exit, not wait at a barrier the others never reach; torchrun
     # then stops the other ranks.
-    history = _run(params, layout, device, group)
+    with StopSignal() as stop:
+        history = _run(params, layout, device, group, stop)
     distributed.finish(group)
     return history
 
@@ -146,7 +209,19 @@ def launch(params: Params, layout: Layout) -> list[dict]:
     return pd.read_csv(layout.epochs_csv).to_dict("records")
 
 
-def _run(params: Params, layout: Layout, device: torch.device, group: distributed.Group) -> list[dict]:
+def _rng_state(device: torch.device) -> dict:
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _run(params: Params, layout: Layout, device: torch.device, group: distributed.Group,
+         stop: StopSignal | None = None) -> list[dict]:
+    stop = stop or StopSignal()
     say = log if group.main else (lambda _message: None)
     # Some CPU kernels (index_put with accumulation, in code2seq's backward) reduce in parallel in a
     # varying order; the deterministic variants make same params give the same metrics.
@@ -165,7 +240,7 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     print_ = fingerprint(params, training.input_files, group.world)
     history: list[dict] = []
     per_sample: dict[str, list[np.ndarray]] = {}
-    start = 0
+    start, partial = 0, None
     state = None
     if group.main:  # rank 0 reads (or sets aside) the checkpoint; the others get its state from rank 0
         state = load_checkpoint(layout.checkpoint, print_, params.epochs, "cpu" if group.active else device)
@@ -175,7 +250,9 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         history, per_sample, start = state["history"], state["per_sample"], state["epoch"]
-        say(f"train: resuming after {training.unit} {start} from {layout.checkpoint}")
+        partial = state.get("partial")  # a run stopped by a signal mid-epoch
+        where = f"step {partial['step']} of {training.unit} {start + 1}" if partial else f"{training.unit} {start}"
+        say(f"train: resuming after {where} from {layout.checkpoint}")
 
     for epoch in range(start, params.epochs):
         began = time.perf_counter()
@@ -185,8 +262,15 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
         batches = training.batches(epoch)
         if group.active:  # every rank drew the same batches; dropout and sampling differ between ranks
             torch.manual_seed((params.seed * 100_003 + epoch) * 1_009 + group.rank + 1)
+        done_steps = 0
+        if partial and partial["epoch"] == epoch:  # go on after the last finished step, as if never stopped
+            mine = partial["ranks"][group.rank]
+            training.load_step_state(mine["in_step"])
+            _set_rng_state(mine["rng"], device)
+            total, done_steps, partial = mine["total"], partial["step"], None
         description = f"{training.unit} {epoch + 1}/{params.epochs}"
-        for batch in progress_bar(batches, description=description) if group.main else batches:
+        todo = batches[done_steps:]
+        for step, batch in enumerate(progress_bar(todo, description=description) if group.main else todo, done_steps):
             optimizer.zero_grad(set_to_none=True)
             if group.active:
                 total += _shard_backward(training, batch, group)
@@ -198,6 +282,17 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
             if training.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), training.clip_norm)
             optimizer.step()
+            if signum := stop.requested(group, device):
+                ranks = distributed.all_gather_objects(
+                    {"in_step": training.step_state(), "rng": _rng_state(device), "total": total}, group)
+                if group.main:
+                    save_checkpoint(layout.checkpoint, {
+                        "fingerprint": print_, "epoch": epoch, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+                        "history": history, "per_sample": per_sample,
+                        "partial": {"epoch": epoch, "step": step + 1, "ranks": ranks},
+                    })  # fmt: skip
+                raise _stopped(signum, f"after step {step + 1} of {training.unit} {epoch + 1}", layout.checkpoint)
         # Every step starts from no gradients anyway: dropped now, they are not held through the
         # measurements (code2vec at Java-Small's size: ~0.9 GiB).
         optimizer.zero_grad(set_to_none=True)
@@ -223,6 +318,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
                 "history": history, "per_sample": per_sample,
             })  # fmt: skip
+        if (signum := stop.requested(group, device)) and epoch + 1 < params.epochs:  # arrived while measuring
+            raise _stopped(signum, f"after {training.unit} {epoch + 1}", layout.checkpoint)
 
     if not group.main:  # only rank 0 writes the outputs (and returns the history, which the CLI prints)
         return []

@@ -382,6 +382,12 @@ class VarMisuseTraining(Training):
         self._batch_sizes = [len(b) for b in batches]
         return batches
 
+    def step_state(self) -> dict:
+        return {key: list(pieces) for key, pieces in self._in_step.items()}
+
+    def load_step_state(self, state: dict) -> None:
+        self._in_step = {key: list(pieces) for key, pieces in state.items()}
+
     def gather_in_step(self, group) -> None:
         """Each rank logged its shares `batch[rank::world]` (none where a batch had fewer samples than
         its rank): put them back in the batches' order, as one process logs them."""

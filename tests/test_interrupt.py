@@ -1,0 +1,86 @@
+"""SIGTERM to a real `python -m codemem train`: the current step finishes, a mid-epoch checkpoint is
+written, the exit code and message say what happened, and the resumed run ends with the numbers of
+an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lookalike import small_corpus
+
+from codemem import corrupt, extract, fetch
+from codemem.params import from_dict
+
+TINY_GREAT = {"hidden": 32, "attention_dim": 32, "ff_dim": 64, "num_heads": 2, "num_layers": 2,
+              "learning_rate": 1.0e-3, "max_batch_tokens": 400}  # fmt: skip
+
+
+def settings(model: str, corpus: Path) -> dict:
+    if model == "great":
+        return {"dataset": "stdlib-great", "model": "great", "noise": 0.5, "fetch": {"source": str(corpus)},
+                "extract": {"split": [0.6, 0.0, 0.4]}, "great": TINY_GREAT,
+                "train": {"epochs": 3, "samples_per_step": 96, "measure_samples": 20, "heldout": "eval"}}
+    return {"model": "code2vec", "noise": 0.5, "fetch": {"source": str(corpus)},
+            "extract": {"top_names": 3, "per_name": 40, "split": [0.6, 0.2, 0.2], "workers": 1},
+            "train": {"epochs": 3, "batch_size": 1, "csr": False}}  # many short steps: a signal lands in one
+
+
+def train(cwd: Path, quiet: bool = True) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "CODEMEM_QUIET"} | ({"CODEMEM_QUIET": "1"} if quiet else {})
+    return subprocess.Popen([sys.executable, "-m", "codemem", "train"], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+@pytest.mark.parametrize("model", ["code2vec", "great"])
+def test_sigterm_checkpoints_mid_epoch_and_the_resumed_run_equals_an_uninterrupted_one(
+        tmp_path, monkeypatch, tiny_corpus, model):
+    corpus = small_corpus(tmp_path / "lib") if model == "great" else tiny_corpus
+    raw = settings(model, corpus)
+    first, second = tmp_path / "stopped", tmp_path / "whole"
+    first.mkdir()
+    monkeypatch.chdir(first)
+    Path("params.yaml").write_text(json.dumps(raw))  # JSON is YAML
+    params = from_dict(raw)
+    fetch.run(params)
+    extract.run(params)
+    corrupt.run(params)
+    shutil.copytree(first, second)
+
+    proc = train(first)
+    checkpoint, deadline = first / "build/checkpoints/train.pt", time.time() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)  # epoch 1 is saved: epoch 2's steps are under way
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "stopped by SIGTERM after step" in output and "dvc repro" in output and str(checkpoint.relative_to(first)) in output
+    assert "Traceback" not in output
+    partial = torch.load(checkpoint, weights_only=False)["partial"]
+    assert partial["epoch"] == 1 and partial["step"] >= 1
+
+    resumed = train(first, quiet=False)  # its log says where it resumed
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and f"resuming after step {partial['step']} of" in output, output
+    whole = train(second)
+    whole.communicate(timeout=300)
+    assert whole.returncode == 0
+
+    a, b = pd.read_csv(first / "plots/epochs.csv"), pd.read_csv(second / "plots/epochs.csv")
+    columns = [c for c in a.columns if not c.endswith("seconds")]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    logs_a, logs_b = np.load(first / "build/logs/per_sample.npz"), np.load(second / "build/logs/per_sample.npz")
+    assert sorted(logs_a) == sorted(logs_b) and all(np.array_equal(logs_a[k], logs_b[k]) for k in logs_a)
+    model_a = torch.load(first / "build/model/model.pt", weights_only=False)["model"]
+    model_b = torch.load(second / "build/model/model.pt", weights_only=False)["model"]
+    assert all(torch.equal(model_a[k], model_b[k]) for k in model_b)
