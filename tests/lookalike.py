@@ -53,13 +53,15 @@ class Server:
     """Files served from memory on 127.0.0.1 with HTTP Range, and scripted failures.
 
     `cut[path] = n`: the next response for path stops after n body bytes (then the connection closes);
-    `fail[path] = [code, ...]`: the next responses are these status codes; `ignore_range`: answer every
+    `cut_every[path] = n`: every response for path does (a flaky line: each attempt brings n bytes);
+    `fail[path] = [code, ...]`: the next responses are these status codes (None: the file); `ignore_range`: answer every
     request with the whole file; `stall`: seconds to wait before answering. `requests` logs
     (path, Range header) of every request."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
+        self.cut_every: dict[str, int] = {}
         self.fail: dict[str, list[int]] = {}
         self.ignore_range = False
         self.stall = 0.0
@@ -75,8 +77,8 @@ class Server:
                 server.requests.append((path, self.headers.get("Range")))
                 if server.stall:
                     time.sleep(server.stall)
-                if server.fail.get(path):
-                    self.send_error(server.fail[path].pop(0))
+                if server.fail.get(path) and (code := server.fail[path].pop(0)) is not None:  # None: serve it
+                    self.send_error(code)
                     return
                 if path not in server.files:
                     self.send_error(404)
@@ -99,8 +101,8 @@ class Server:
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 body = data[start:]
-                if path in server.cut:
-                    body = body[: server.cut.pop(path)]
+                if path in server.cut or path in server.cut_every:
+                    body = body[: server.cut.pop(path, None) or server.cut_every[path]]
                     self.wfile.write(body)
                     self.wfile.flush()
                     self.close_connection = True

@@ -9,6 +9,7 @@ import pytest
 from lookalike import Server
 
 from codemem.download import DownloadError, Expected, download, git_blob_sha1
+from codemem.errors import DiskFullError
 
 DATA = os.urandom(3 << 20) + b"tail"  # 3 MB: several 1 MB chunks, so a cut lands mid-file
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -96,6 +97,50 @@ def test_timeout_gives_up_with_the_url(server, tmp_path):
     with pytest.raises(DownloadError) as e:
         fetch(server, tmp_path, retries=1, timeout=0.2)
     assert "failed 2 times" in str(e.value) and server.url in str(e.value) and "fetch.url" in str(e.value)
+
+
+def test_a_line_that_drops_every_200_kb_is_followed_to_the_end(server, tmp_path):
+    """Each attempt brings new bytes, so none counts against the retries: 16 attempts with retries=2."""
+    server.cut_every["/d/java-small.tar.gz"] = 200_000
+    stats = {}
+    dest = fetch(server, tmp_path, retries=2, stats=stats)
+    assert dest.read_bytes() == DATA
+    attempts = -(-len(DATA) // 200_000)
+    assert stats == {"attempts": attempts, "resumed": attempts - 1} and len(server.requests) == attempts
+    assert [r for _, r in server.requests[1:3]] == ["bytes=200000-", "bytes=400000-"]
+
+
+def test_failures_without_progress_use_up_the_retries(server, tmp_path):
+    server.cut["/d/java-small.tar.gz"] = 1_000_000  # progress once, then nothing but errors
+    server.fail["/d/java-small.tar.gz"] = [None, 503, 503, 503]
+    with pytest.raises(DownloadError, match="failed 3 times in a row without a new byte"):
+        fetch(server, tmp_path, retries=2)
+    assert (tmp_path / "java-small.tar.gz.part").stat().st_size == 1_000_000  # kept, to be resumed
+
+
+def test_a_download_that_takes_too_long_stops_at_the_time_limit(server, tmp_path):
+    server.cut_every["/d/java-small.tar.gz"] = 100_000
+    with pytest.raises(DownloadError, match="fetch.time_limit"):
+        fetch(server, tmp_path, retries=100, backoff=0.05, time_limit=0.1)
+    assert 0 < (tmp_path / "java-small.tar.gz.part").stat().st_size < len(DATA)
+
+
+def test_too_little_free_space_is_refused_before_a_byte_is_written(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEMEM_FREE_BYTES", str(1 << 20))
+    with pytest.raises(DiskFullError) as e:
+        fetch(server, tmp_path)
+    message = str(e.value)
+    assert "needs about 3 MiB" in message and "1 MiB free" in message and "dvc gc" in message and "\n" not in message
+    assert not (tmp_path / "java-small.tar.gz.part").exists()
+
+
+def test_a_full_disk_is_one_line_not_a_retry(server, tmp_path):
+    """/dev/full answers every write with ENOSPC: the `.part` is made a link to it."""
+    (tmp_path / "java-small.tar.gz.part").symlink_to("/dev/full")
+    with pytest.raises(DiskFullError) as e:
+        fetch(server, tmp_path)
+    assert "no space left on the device while writing the download of" in str(e.value) and "\n" not in str(e.value)
+    assert len(server.requests) == 1  # not retried: the disk will not empty itself
 
 
 def test_refused_connection_is_retried_then_reported(tmp_path):

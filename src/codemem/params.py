@@ -33,8 +33,10 @@ class FetchParams:
     # shards' folder); `url` a mirror serving the same file names (empty = the original host).
     url: str = ""
     shards: int = 0  # py150-great: download / use the first N shards of each split (0 = all 300)
-    retries: int = 5
+    retries: int = 5  # failures in a row that bring no new byte before a download gives up
     timeout: float = 60.0  # seconds without a byte before a connection counts as lost
+    time_limit: float = 86400.0  # seconds one file may take, retries included (0 = no limit)
+    parallel: int = 4  # py150-great: shards downloaded at a time
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,8 @@ def validate(p: Params) -> None:
         (p.fetch.shards >= 0, "fetch.shards must be >= 0 (0 = all shards)"),
         (p.fetch.retries >= 0, "fetch.retries must be >= 0"),
         (p.fetch.timeout > 0, "fetch.timeout must be > 0 seconds"),
+        (p.fetch.time_limit >= 0, "fetch.time_limit must be >= 0 seconds (0 = no limit)"),
+        (p.fetch.parallel >= 1, "fetch.parallel must be >= 1 (shards downloaded at a time)"),
         (not p.fetch.url or p.fetch.url.startswith(("http://", "https://")),
          "fetch.url must be an http:// or https:// mirror (a local copy goes in fetch.source)"),
         (p.train.samples_per_step >= 1, "train.samples_per_step must be >= 1"),

@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from importlib import resources
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def fetch_archive(params: Params, out_dir: Path, data_dir: Path = DATA, checksum
         origin = f"fetch.source {source}"
     else:
         log(f"fetch: downloading {url} ({a.size_note}) into {local}")
-        download(url, local, expected, retries=params.fetch.retries, timeout=params.fetch.timeout)
+        download(url, local, expected, **_patience(params))
         origin = url
     sha = expected.sha256 or sha256_of(local)
     if not recorded:
@@ -136,29 +137,61 @@ def great_shard_list(limit: int = 0, table: Path | None = None) -> list[tuple[st
     return rows
 
 
+def _patience(params: Params) -> dict:
+    f = params.fetch
+    return {"retries": f.retries, "timeout": f.timeout, "time_limit": f.time_limit}
+
+
 def fetch_great(params: Params, out_dir: Path, data_dir: Path = DATA, table: Path | None = None) -> dict:
-    """Py150-Great: every shard into data/py150-great/, each checked against its git blob SHA-1."""
+    """Py150-Great: every shard into data/py150-great/, each checked against its git blob SHA-1,
+    `fetch.parallel` at a time. A shard that fails (after its own retries) leaves its `.part` and does
+    not stop the others; the run then ends with one line of what was fetched, resumed and failed,
+    and the next run fetches only what is missing."""
     ds = datasets.get(params.dataset)
     root = data_dir / "py150-great"
     shards = great_shard_list(params.fetch.shards, table)
-    downloaded = 0
-    for rel, sha1 in progress_bar(shards, f"fetch: {len(shards)} Py150-Great shards"):
+    todo = []
+    for rel, sha1 in shards:
         dest = root / rel
         if dest.exists():
             if git_blob_sha1(dest) == sha1:
                 continue
             os.replace(dest, dest.with_name(dest.name + ".corrupt"))
             log(f"fetch: {dest} did not match its git blob SHA-1; downloading it again")
+        todo.append((rel, sha1))
+
+    def one(item):
+        rel, sha1 = item
+        stats: dict = {}
         try:
-            download(_url(params, ds, rel), dest, Expected(git_sha1=sha1), retries=params.fetch.retries,
-                     timeout=params.fetch.timeout, show=False)
+            download(_url(params, ds, rel), root / rel, Expected(git_sha1=sha1), show=False, stats=stats,
+                     **_patience(params))
+            return rel, stats, None
         except DownloadError as e:
-            raise RemoteError(f"{e} ({downloaded} of {len(shards)} shards were fetched this run; the rest are kept)")
-        downloaded += 1
+            return rel, stats, e
+
+    fetched, resumed, failed = 0, 0, {}
+    if todo:
+        with ThreadPoolExecutor(max_workers=params.fetch.parallel) as pool:
+            futures = [pool.submit(one, item) for item in todo]
+            for future in progress_bar(as_completed(futures), f"fetch: {len(todo)} Py150-Great shards", len(todo)):
+                rel, stats, error = future.result()
+                resumed += bool(stats.get("resumed"))
+                if error is None:
+                    fetched += 1
+                else:
+                    failed[rel] = error
+    summary = (f"{len(shards)} shards: {len(shards) - len(todo)} already there, {fetched} fetched "
+               f"({resumed} of them resumed), {len(failed)} failed")
+    log(f"fetch: {summary}")
+    if failed:
+        first = min(failed)
+        raise RemoteError(f"{summary}; the first: {failed[first]}. Run the stage again to fetch only the "
+                          "missing shards (partial ones resume)")
     counts = {s: sum(r.startswith(f"{s}/") for r, _ in shards) for s in datasets.GREAT_SPLITS}
     manifest = {
         "dataset": ds.name,
-        "origin": _url(params, ds, "") if downloaded else "data/ (already downloaded or `dvc pull`ed)",
+        "origin": _url(params, ds, "") if fetched else "data/ (already downloaded or `dvc pull`ed)",
         "source": str(root),
         "version": "google-research-datasets/great v1.1 (master d5360343: the same shards)",  # v1.0 had other files
         "shards": counts,

@@ -237,6 +237,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     say(f"train: {params.model} on {where}, {training.describe()}, {count_trainable(model):,} parameters, "
         f"{params.epochs} {training.unit}s")  # fmt: skip
 
+    if group.main:  # the checkpoint: the model and Adam's two moments (refused now, not after an epoch)
+        io.require_space(layout.checkpoint, 3 * _nbytes(model.state_dict()), "the training checkpoint")
     print_ = fingerprint(params, training.input_files, group.world)
     history: list[dict] = []
     per_sample: dict[str, list[np.ndarray]] = {}

@@ -203,6 +203,10 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     layout, limits = Layout(ds.archive), archive.Limits(total_bytes=ds.archive.max_expanded)
     work = Path(work_root) / _work_key(manifest, params)
     work.mkdir(parents=True, exist_ok=True)
+    if ds.recipe == "all" and not all((work / s / "done.json").exists() for s in io.METHODNAME_SPLITS):
+        # Every method's path-contexts: a Java-Small-sized look-alike's 101 MB tar.gz gave 18.9 GB of
+        # samples (docs/benchmarks.md); half that ratio is a floor, so a short disk is refused now.
+        io.require_space(work, 90 * source.stat().st_size, f"extracting {ds.archive.filename}")
     config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
                         max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
     labels = datasets.TOP10_LABELS if ds.recipe == "top10" else None
@@ -333,15 +337,16 @@ def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x
         (split,) = todo
         items = ((n, d, split, None) for n, d in _limit(items, x.max_files))
     try:
-        for name, status, c, n, lines in progress_bar(_pipelined(pool, _extract, items), f"extract: {'+'.join(todo)}"):
-            split = layout.split(name)
-            counts[split]["files"] += 1
-            counts[split][f"files_{status}"] += 1
-            counts[split].update(c)
-            projects[split].add(layout.project(name))
-            for k, text in lines.items():
-                out[split][k].write(text)
-            samples[split] += n
+        with io.writing(work, f"the {'+'.join(todo)} path-contexts"):
+            for name, status, c, n, lines in progress_bar(_pipelined(pool, _extract, items), f"extract: {'+'.join(todo)}"):
+                split = layout.split(name)
+                counts[split]["files"] += 1
+                counts[split][f"files_{status}"] += 1
+                counts[split].update(c)
+                projects[split].add(layout.project(name))
+                for k, text in lines.items():
+                    out[split][k].write(text)
+                samples[split] += n
     finally:
         for f in files:
             f.close()

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codemem import io
 from codemem.progress import progress_bar
 
 SPLITS = ("train", "dev", "eval")
@@ -267,18 +268,20 @@ def build_corpus(root: Path, out_dir: Path, *, seed: int, config=None, workers: 
                 # The pool is forked before the progress bar starts its thread.
                 pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and tasks else None
                 try:
-                    results = progress_bar(_results(tasks, pool, workers), "extract: files", total=len(tasks))
-                    for i, res in enumerate(results, start):
-                        spills.add(res | {"split": split_of[res["rel"]]})
-                        if (i + 1) % CHECKPOINT_FILES == 0:
-                            spills.checkpoint(i + 1)
+                    with io.writing(work, "stdlib-great's spills"):
+                        results = progress_bar(_results(tasks, pool, workers), "extract: files", total=len(tasks))
+                        for i, res in enumerate(results, start):
+                            spills.add(res | {"split": split_of[res["rel"]]})
+                            if (i + 1) % CHECKPOINT_FILES == 0:
+                                spills.checkpoint(i + 1)
+                        spills.checkpoint(len(files), done=True)
                 finally:
                     if pool is not None:
                         pool.terminate()
-                spills.checkpoint(len(files), done=True)
         finally:
             spills.close()
-        skipped, tail = _finish(work, out_dir, spills, seed)
+        with io.writing(out_dir, "the balanced samples"):
+            skipped, tail = _finish(work, out_dir, spills, seed)
     files_report = {"seen": len(files), "used": len(files) - len(skipped),
                     "skipped": dict(Counter(skipped.values())), "skipped_files": skipped}
     return {"root": str(root), "python": platform.python_version(), "seed": seed, "config": asdict(config),

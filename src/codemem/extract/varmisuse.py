@@ -45,6 +45,9 @@ def build_stdlib(params: Params, corpus: Path, out_dir: Path, work_root: Path) -
     key = hashlib.sha256(json.dumps({"corpus": io.sha256_file(corpus), "seed": params.seed, "config": str(config),
                                      "format": python_corpus.STATE_FORMAT}).encode()).hexdigest()[:16]
     work = Path(work_root) / f"stdlib-great-{key}"
+    # ~40x the Python read: the spills, then the balanced samples (58,774 samples: 447 MiB of JSON lines
+    # and ~600 MiB of spills from 24.6 MB of Python, docs/benchmarks.md); the spills go once it is done.
+    io.require_space(work, 40 * _corpus_bytes(corpus), "stdlib-great's samples and their spills")
     with tempfile.TemporaryDirectory(prefix="codemem-stdlib-") as root:
         with zipfile.ZipFile(corpus) as z:
             z.extractall(root)
@@ -52,6 +55,11 @@ def build_stdlib(params: Params, corpus: Path, out_dir: Path, work_root: Path) -
                                             workers=x.workers, work_dir=work)
     report["root"] = str(corpus)  # not the temporary folder: the report should not vary between runs
     return report | {"_work": work}
+
+
+def _corpus_bytes(corpus: Path) -> int:
+    with zipfile.ZipFile(corpus) as z:
+        return sum(i.file_size for i in z.infolist())
 
 
 @contextlib.contextmanager
