@@ -2,6 +2,7 @@
 
     python repro/debian_pycorpus.py OUT_DIR                  # OUT_DIR/projects: django, sympy, flask, requests
     python repro/debian_pycorpus.py OUT_DIR --size large     # OUT_DIR/large: those and 22 more (~10x the files)
+    python repro/debian_pycorpus.py OUT_DIR --size huge      # and 18 more (OpenStack, numba, mypy, ...)
 
 `fetch.source=OUT_DIR/projects` (dataset stdlib-great) then makes VarMisuse samples from them:
 `repro/bench_varmisuse_extract.py` times it. `apt-get download` fetches the binary packages (`.deb`,
@@ -16,9 +17,13 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from codemem.extract.python_corpus import corpus_files  # the file list extraction uses
 
 PROJECTS = ["python3-django", "python3-sympy", "python3-flask", "python3-requests"]
 MORE = ["ansible", "ansible-core", "python3-twisted", "python3-matplotlib", "python3-scipy", "python3-pandas",
@@ -26,7 +31,11 @@ MORE = ["ansible", "ansible-core", "python3-twisted", "python3-matplotlib", "pyt
         "python3-astropy", "python3-sklearn", "python3-nltk", "python3-pygments", "python3-tornado",
         "python3-setuptools", "python3-botocore", "python3-babel", "python3-jedi", "python3-hypothesis",
         "python3-dask"]  # fmt: skip
-SIZES = {"projects": PROJECTS, "large": PROJECTS + MORE}
+EVEN_MORE = ["python3-nova", "python3-neutron", "python3-cinder", "python3-heat", "python3-keystone", "python3-glance",
+             "python3-ironic", "python3-manila", "python3-octavia", "python3-designate", "python3-numba", "python3-pip",
+             "python3-openstackclient", "python3-novaclient", "python3-tempest", "python3-pyqtgraph", "python3-scrapy",
+             "python3-mypy"]  # fmt: skip
+SIZES = {"projects": PROJECTS, "large": PROJECTS + MORE, "huge": PROJECTS + MORE + EVEN_MORE}
 
 
 def download(packages: list[str], debs: Path) -> list[Path]:
@@ -66,8 +75,8 @@ def main() -> None:
     debs = download(SIZES[args.size], args.out / "debs")
     counts = unpack(debs, args.out / args.size) | {"seconds": round(time.time() - t0, 1)}
     (args.out / f"{args.size}.json").write_text(json.dumps(counts, indent=2) + "\n")
-    print(f"{args.out / args.size}: {counts['files']} .py files, {counts['bytes'] / 2**20:.0f} MiB "
-          f"from {len(debs)} packages in {counts['seconds']} s")
+    print(f"{args.out / args.size}: {counts['files']} .py files ({len(corpus_files(args.out / args.size))} outside test "
+          f"folders: the corpus), {counts['bytes'] / 2**20:.0f} MiB from {len(debs)} packages in {counts['seconds']} s")
 
 
 if __name__ == "__main__":
