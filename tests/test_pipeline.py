@@ -169,3 +169,39 @@ def test_varmisuse_experiment_offline(tmp_path):
                          capture_output=True, text=True, check=False)  # fmt: skip
     assert bad.returncode != 0
     assert "does not fit dataset `stdlib-great`" in bad.stdout + bad.stderr
+
+
+def cache_is_sound(cache: Path) -> int:
+    """Every object in a DVC 3 cache hashes to its own name (a torn or mixed-up write would not).
+    Returns how many were checked."""
+    import hashlib
+
+    checked = 0
+    for path in (cache / "files" / "md5").rglob("*"):
+        if path.is_file():
+            name = path.parent.name + path.name.removesuffix(".dir")
+            assert hashlib.md5(path.read_bytes()).hexdigest() == name, path
+            checked += 1
+    return checked
+
+
+def test_two_clones_sharing_one_cache_reproduce_at_once(repo, tmp_path_factory):
+    """Two checkouts of one project, one DVC cache, `dvc repro` in both at the same time: both finish
+    with the same numbers as one alone, the shared cache holds only sound objects, and each clone's
+    own build/ (checkpoints, extraction scratch) stays its own."""
+    other = tmp_path_factory.mktemp("clone") / "other"
+    sh(repo.parent, "git", "clone", "-q", str(repo), str(other))
+    sh(other, "dvc", "cache", "dir", "--local", str(repo / ".dvc" / "cache"))
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "CODEMEM_QUIET": "1"}
+    runs = [subprocess.Popen(["dvc", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True) for cwd in (repo, other)]
+    for run in runs:
+        out, _ = run.communicate(timeout=900)
+        assert run.returncode == 0, out
+    first, second = (json.loads((r / "metrics/metrics.json").read_text()) for r in (repo, other))
+    drop = ("seconds", "train_seconds")
+    assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in second.items() if k not in drop}
+    assert cache_is_sound(repo / ".dvc" / "cache") > 5
+    for r in (repo, other):
+        assert "up to date" in sh(r, "dvc", "status")
+    assert not (other / ".dvc" / "cache").exists()  # the clone wrote into the shared cache only
