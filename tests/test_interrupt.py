@@ -84,3 +84,32 @@ def test_sigterm_checkpoints_mid_epoch_and_the_resumed_run_equals_an_uninterrupt
     model_a = torch.load(first / "build/model/model.pt", weights_only=False)["model"]
     model_b = torch.load(second / "build/model/model.pt", weights_only=False)["model"]
     assert all(torch.equal(model_a[k], model_b[k]) for k in model_b)
+
+
+def test_sigterm_during_extract_is_one_line_and_the_next_run_goes_on(tmp_path, monkeypatch):
+    import sysconfig
+
+    corpus = tmp_path / "lib"
+    corpus.mkdir()
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(stdlib.glob("*.py"))[:120]:
+        shutil.copy(path, corpus / path.name)
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(json.dumps({"dataset": "stdlib-great", "model": "great",
+                                               "fetch": {"source": str(corpus)}}))
+    fetch.run(from_dict(json.loads(Path("params.yaml").read_text())))
+    env = {k: v for k, v in os.environ.items() if k != "CODEMEM_QUIET"} | {"CODEMEM_QUIET": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "codemem", "extract"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 120
+    while not list(Path("build").glob("extract-work/*/incoming/*.jsonl")) and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "stopped by SIGTERM" in output and "dvc repro" in output and "Traceback" not in output
+    assert not Path("build/samples").exists()  # nothing half-written under the output's name
+    again = subprocess.run([sys.executable, "-m", "codemem", "extract"], capture_output=True, text=True, env=env,
+                           check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(Path("build/samples/report.json").read_text())["samples"] > 0

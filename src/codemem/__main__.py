@@ -39,6 +39,30 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", "-p", help="The params fi
 PLOTS = typer.Option(Path("plots"), help="Where to write the figures and report.md.")
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM / SIGINT end a stage with one line and 128 + the signal's number. What a stage has
+    finished survives (downloads' `.part` files, extraction's finished splits and resume points, the
+    last checkpoint): the line says to run it again. `train` puts its own handler in place while it
+    trains (finish the step, save it, then stop). Forked workers keep dying of the signal as usual."""
+    import os
+    import signal
+
+    from codemem.errors import Interrupted
+
+    main = os.getpid()
+
+    def stop(signum, _frame):
+        if os.getpid() != main:  # a worker process forked by the stage
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}; what was finished is kept, so running "
+                          f"the stage again (`dvc repro`, or the same `dvc exp run`) goes on from there", signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+
 def stage(fn):
     """Load params, run the stage, print a user error as one line with exit code 2."""
 
@@ -49,6 +73,7 @@ def stage(fn):
         from codemem.errors import UserError
         from codemem.params import load
 
+        _stop_on_signals()
         try:
             try:
                 result = fn(load(params))
