@@ -82,8 +82,28 @@ def assert_plots_page_is_clean(repo: Path) -> None:
     assert all(len(panels) == 1 for panels in shown.values()), {k: len(v) for k, v in shown.items()}
 
 
-def test_repro_then_noise_experiment(repo):
+def uncovered_imports(repo: Path, log: Path, model: str) -> list[tuple[str, str]]:
+    """(stage, file) for every codemem file a stage imported (`CODEMEM_RECORD_IMPORTS`) that is not
+    among its dvc.yaml deps: editing it would leave `dvc repro` saying everything is up to date."""
+    stages = YAML(typ="safe").load((repo / "dvc.yaml").read_text())["stages"]
+    missing = []
+    for line in log.read_text().splitlines():
+        record = json.loads(line)
+        deps = [str(d).split()[0].replace("${model}", model).rstrip("/") for d in stages[record["stage"]]["deps"]]
+        missing += [(record["stage"], f) for f in record["files"]
+                    if not any(f == d or f.startswith(d + "/") for d in deps)]
+    return sorted(set(missing))
+
+
+def test_repro_then_noise_experiment(repo, monkeypatch):
+    imports = repo.parent / f"{repo.name}-imports.jsonl"  # outside the repository: not committed
+    monkeypatch.setenv("CODEMEM_RECORD_IMPORTS", str(imports))
     out = sh(repo, "dvc", "repro")
+    # Every stage's dvc.yaml deps cover the code it ran (MethodName here, VarMisuse below).
+    assert uncovered_imports(repo, imports, "code2vec") == []
+    assert {json.loads(x)["stage"] for x in imports.read_text().splitlines()} == {
+        "fetch", "extract", "corrupt", "train", "evaluate"}
+    monkeypatch.delenv("CODEMEM_RECORD_IMPORTS")
     metrics = json.loads((repo / "metrics/metrics.json").read_text())
     for key in ("test_f1", "train_f1", "precision", "recall", "gini", "csr", "test_score",
                 "train_samples", "test_samples"):  # fmt: skip
@@ -139,9 +159,13 @@ def test_code2seq_experiment(repo):
         assert 0.0 <= metrics[key] <= 1.0, key
 
 
-def test_varmisuse_experiment_offline(tmp_path):
+def test_varmisuse_experiment_offline(tmp_path, monkeypatch):
     repo = make_repo(tmp_path, tiny_varmisuse_params())
+    imports = tmp_path.parent / f"{tmp_path.name}-imports.jsonl"  # outside the repository: not committed
+    monkeypatch.setenv("CODEMEM_RECORD_IMPORTS", str(imports))
     sh(repo, "dvc", "exp", "run", "-S", "dataset=stdlib-great", "-S", "model=great")
+    assert uncovered_imports(repo, imports, "great") == []
+    monkeypatch.delenv("CODEMEM_RECORD_IMPORTS")
     metrics = json.loads((repo / "metrics/metrics.json").read_text())
     assert (metrics["dataset"], metrics["model"], metrics["epochs"]) == ("stdlib-great", "great", 2)
     for key in ("loc_acc", "repair_acc", "joint_acc", "no_bug_acc", "gini_loc", "gini_repair", "test_score",

@@ -116,6 +116,9 @@ def test_a_checkpoint_resumes_only_the_same_settings_data_and_code(workdir, tiny
     assert train.fingerprint(other_lr, files) != same
     assert train.fingerprint(params, files[:1]) != same
     assert train.fingerprint(dataclasses.replace(params, train=dataclasses.replace(params.train, threads=1)), files) == same
+    # The measurement batch changes what code2seq's decoding returns: another checkpoint.
+    other_batch = dataclasses.replace(params, train=dataclasses.replace(params.train, eval_batch_size=128))
+    assert train.fingerprint(other_batch, files) != same
     edited = workdir / "extra.py"
     edited.write_text("# a change to the model code\n")
     monkeypatch.setattr(train, "TRAINING_CODE", [*train.TRAINING_CODE, str(edited)])
@@ -260,3 +263,13 @@ def test_code2vec_target_cap_drops_training_samples_of_rare_names(workdir, tiny_
     assert capped.names == ["<OOV>", *sorted(kept)] and len(whole.names) == len(counts) + 1
     assert set(capped.train_names) == set(kept) and len(capped.train_names) < len(whole.train_names)
     assert capped.vocab["paths"] == 5 + 1 and capped.vocab["tokens"] == whole.vocab["tokens"]
+
+
+def test_the_checkpoint_fingerprints_the_code_dvc_reruns_train_for():
+    """train.TRAINING_CODE and the train stage's code deps in dvc.yaml are one list, so a change that
+    makes DVC rerun train also makes it start over instead of resuming the old code's checkpoint."""
+    from ruamel.yaml import YAML
+
+    deps = YAML(typ="safe").load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]["train"]["deps"]
+    code = [d.removeprefix("src/codemem/").replace("${model}", "{model}") for d in deps if d.startswith("src/codemem/")]
+    assert code == train.TRAINING_CODE

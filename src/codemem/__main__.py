@@ -9,7 +9,9 @@ resume. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -27,9 +29,14 @@ app = typer.Typer(
 )
 
 
+FILE_STAGES = {"fetch", "extract", "corrupt"}  # no floating point worth flushing: they never import torch
+
+
 @app.callback()
-def _process_setup() -> None:
+def _process_setup(ctx: typer.Context) -> None:
     # Runs before every command, before torch has started any thread: see codemem.runtime.
+    if ctx.invoked_subcommand in FILE_STAGES:
+        return
     from codemem import runtime
 
     runtime.flush_denormals()
@@ -63,6 +70,18 @@ def _stop_on_signals() -> None:
         signal.signal(sig, stop)
 
 
+def _record_imports(name: str, log: Path) -> None:
+    """Append this stage's codemem files (as `src/codemem/...`) to `log`, one JSON line a stage."""
+    import sys
+
+    package = Path(__file__).resolve().parent
+    files = sorted({f"src/codemem/{Path(m.__file__).resolve().relative_to(package).as_posix()}"
+                    for m in list(sys.modules.values())
+                    if getattr(m, "__file__", None) and Path(m.__file__).resolve().is_relative_to(package)})
+    with open(log, "a") as f:
+        f.write(json.dumps({"stage": name, "files": files}) + "\n")
+
+
 def stage(fn):
     """Load params, run the stage, print a user error as one line with exit code 2."""
 
@@ -74,6 +93,8 @@ def stage(fn):
         from codemem.params import load
 
         _stop_on_signals()
+        if os.environ.get("CODEMEM_RECORD_IMPORTS"):  # the deps test: what code each stage really ran
+            atexit.register(_record_imports, fn.__name__, Path(os.environ["CODEMEM_RECORD_IMPORTS"]))
         try:
             try:
                 result = fn(load(params))

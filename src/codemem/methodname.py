@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from codemem import io
-from codemem.corrupt import corrupt_method_names
 from codemem.io import Layout
 from codemem.params import Params
 from codemem.task import Task
@@ -48,6 +47,8 @@ class MethodName(Task):
 
     def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
         """Replace a share of the training names; labels.tsv records every sample's true and noisy name."""
+        from codemem.corrupt import corrupt_method_names  # here: extract and train need not import it
+
         data = io.load_samples(layout.samples, formats=())
         labels = [str(data.labels[i]) for i in data.split_labels["train"]]
         noisy, changed = corrupt_method_names(labels, params.noise, rng)

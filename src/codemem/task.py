@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
+
+if TYPE_CHECKING:  # annotations only: fetch, extract and corrupt dispatch through here without torch
+    import torch
 
 from codemem.io import Layout
 from codemem.params import Params

@@ -49,18 +49,22 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# The code a checkpoint's numbers depend on: after a change to any of it DVC reruns train, which must
-# then start over rather than resume the old code's run.
+# The code a checkpoint's numbers depend on: the train stage's code deps in dvc.yaml, the same list
+# (tests/test_stages.py checks it). After a change to any of it DVC reruns train, which must then start
+# over rather than resume the old code's run.
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = ["train.py", "distributed.py", "task.py", "io.py", "metrics.py", "methodname.py", "runners.py",
-                 "varmisuse.py", "varmisuse_training.py", "models", "extract/great.py"]  # fmt: skip
+TRAINING_CODE = ["__init__.py", "__main__.py", "params.py", "datasets.py", "models/__init__.py", "models/configs.py",
+                 "errors.py", "progress.py", "runtime.py", "train.py", "distributed.py", "task.py", "metrics.py",
+                 "io.py", "methodname.py", "varmisuse.py", "runners.py", "varmisuse_training.py",
+                 "extract/__init__.py", "extract/great.py", "data", "models/dropout.py", "models/code2vec.py",
+                 "models/code2seq.py", "models/varmisuse.py", "models/transformer.py", "models/{model}.py"]  # fmt: skip
 
 
-def training_code_digest() -> str:
+def training_code_digest(model: str) -> str:
     h = hashlib.sha256()
-    for name in TRAINING_CODE:
+    for name in dict.fromkeys(n.format(model=model) for n in TRAINING_CODE):
         path = PACKAGE / name
-        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+        for f in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
             h.update(f"{name}:{f.relative_to(path) if path.is_dir() else ''}".encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
@@ -68,9 +72,10 @@ def training_code_digest() -> str:
 def fingerprint(params: Params, files: list[Path], world: int = 1) -> str:
     """What a checkpoint must match to be resumed: the inputs, every setting that shapes training and
     the training code."""
-    h = hashlib.sha256(training_code_digest().encode())
-    # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers.
-    ignored = ("epochs", "device", "threads", "eval_batch_size", "processes")  # processes: `world` below
+    h = hashlib.sha256(training_code_digest(params.model).encode())
+    # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers. The
+    # measurement batch can (code2seq's decoding depends on it), so it is in.
+    ignored = ("epochs", "device", "threads", "processes")  # processes: `world` below
     settings = {k: v for k, v in asdict(params.train).items() if k not in ignored}
     model_settings = {k: v for k, v in asdict(params.model_config()).items() if k != "epochs"}
     h.update(json.dumps([params.model, params.seed, params.noise, settings,

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from codemem import io
-from codemem.corrupt import corrupt_varmisuse
 from codemem.extract import great
 from codemem.io import Layout
 from codemem.params import Params
@@ -58,6 +57,8 @@ class VarMisuse(Task):
 
     def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
         """Flip a share of the training labels; flips.tsv records each flipped sample's new label."""
+        from codemem.corrupt import corrupt_varmisuse  # here: extract and train need not import it
+
         samples = list(great.read_shards(io.require(layout.samples / "train.jsonl", "extract"), validate=False))
         noisy, flipped = corrupt_varmisuse(samples, params.noise, rng)
         rows = ["sample\ttrue_bug\tnoisy_bug\terror_location\trepair_targets"]

@@ -18,8 +18,10 @@ class ModelSpec:
     config_name: str
 
     @property
-    def config_class(self):
-        return getattr(importlib.import_module(f"codemem.models.{self.module}"), self.config_name)
+    def config_class(self):  # without the model's code (and torch): params validation needs only this
+        from codemem.models import configs
+
+        return getattr(configs, self.config_name)
 
     @property
     def model_class(self):

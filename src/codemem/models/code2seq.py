@@ -30,12 +30,12 @@ Trainable parameters (TF graph): 128 (|sub-tokens| + |nodes| + |targets|) + 320 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codemem.models.configs import Code2SeqConfig
 from codemem.models.dropout import ByteDropout
 
 # Special tokens as in the original: sub-token and node vocabularies start [<PAD>, <UNK>], the target
@@ -52,31 +52,6 @@ EOS_ID = PAD_ID
 FILTERED_TARGETS = (UNK, PAD, EOS)
 STUDY_SCORE_TOP_K = 10  # the study's logging patch scores a step by a softmax over its top-10 logits
 TF_FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell adds this constant to the forget gate pre-activation
-
-
-@dataclass(frozen=True)
-class Code2SeqConfig:
-    """`Config.get_default_config` of the original (config.py), lower-cased."""
-
-    embedding_size: int = 128  # EMBEDDINGS_SIZE: sub-tokens, nodes and target sub-tokens
-    rnn_size: int = 256  # RNN_SIZE = 128 * 2 with BIRNN: two path LSTMs of 128
-    decoder_size: int = 320  # DECODER_SIZE, NUM_DECODER_LAYERS = 1
-    max_path_nodes: int = 9  # MAX_PATH_LENGTH = 8 + 1
-    max_name_parts: int = 5  # MAX_NAME_PARTS (sub-tokens per terminal)
-    max_target_parts: int = 6  # MAX_TARGET_PARTS; the decoder runs MAX_TARGET_PARTS + 1 steps
-    embeddings_dropout_keep: float = 0.75  # EMBEDDINGS_DROPOUT_KEEP_PROB
-    rnn_dropout_keep: float = 0.5  # RNN_DROPOUT_KEEP_PROB
-    learning_rate: float = 0.01  # USE_MOMENTUM: MomentumOptimizer(exponential_decay(0.01, ...), 0.95)
-    momentum: float = 0.95
-    nesterov: bool = True
-    lr_decay_per_epoch: float = 0.95  # staircase decay every num_training_examples samples
-    subtoken_vocab_max_size: int = 190_000  # SUBTOKENS_VOCAB_MAX_SIZE (+ PAD, UNK): the most frequent
-    target_vocab_max_size: int = 27_000  # TARGET_VOCAB_MAX_SIZE (+ PAD, UNK, SOS); nodes uncapped
-    # The original passes no memory_sequence_length to LuongAttention, so each of the MAX_CONTEXTS -
-    # n_valid padded slots (exact zero vectors there and here) scores 0 and takes softmax mass while
-    # adding nothing. False (default) reproduces that; True gives padding zero attention instead.
-    mask_padded_contexts: bool = False
-    epochs: int = 50  # the study's run length; the `cpu` profile (params.py) runs what fits 15 minutes
 
 
 def _glorot_(*weights: torch.Tensor, fan_in: int, fan_out: int) -> None:

@@ -13,34 +13,13 @@ Trainable parameters: 128|tok| + 128|path| + 384|target| + 384*384 + 384 (the st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codemem.models.configs import Code2VecConfig
 from codemem.models.dropout import ByteDropout
-
-
-@dataclass(frozen=True)
-class Code2VecConfig:
-    token_embedding_size: int = 128
-    path_embedding_size: int = 128
-    dropout_keep: float = 0.75  # DROPOUT_KEEP_RATE on the concatenated context
-    learning_rate: float = 1.0e-3  # tf.compat.v1.train.AdamOptimizer() defaults: beta 0.9/0.999, eps 1e-8
-    adam_epsilon: float = 1.0e-8
-    top_k: int = 10  # predictions scanned for the first possible name (F1)
-    epochs: int = 50  # the study's run length on Java-Top10 and Java-Small (~7 min on 2 CPU cores)
-    # Vocabulary caps (config.py MAX_TOKEN_VOCAB_SIZE, MAX_PATH_VOCAB_SIZE, MAX_TARGET_VOCAB_SIZE; the
-    # preprocessing keeps the most frequent entries of the training set, the rest read as OOV). jdk-top10
-    # stays far below them; a Java-Small-sized set has ~2.5M distinct paths.
-    max_token_vocab: int = 1_301_136
-    max_path_vocab: int = 911_417
-    max_target_vocab: int = 261_245
-
-    @property
-    def code_vector_size(self) -> int:
-        return 2 * self.token_embedding_size + self.path_embedding_size
 
 
 def _fan_out_uniform_(weight: torch.Tensor, fan_out: int) -> None:

@@ -9,21 +9,12 @@ torch.nn.GRUCell computes) updates the node state from that input. Dropout follo
 The input embeddings carry sinusoidal positions, added by the shared model as in the original.
 """
 
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from codemem.models.varmisuse import VarMisuseConfig, VarMisuseModel, glorot_
-
-
-@dataclass(frozen=True)
-class GGNNConfig(VarMisuseConfig):
-    """ICLR20-Great `config.yml`, section `ggnn`."""
-
-    time_steps: tuple[int, ...] = (3, 1, 3, 1)
-    residuals: dict[int, tuple[int, ...]] = field(default_factory=lambda: {1: (0,), 3: (0, 1)})
-    add_type_bias: bool = True
+from codemem.models.configs import GGNNConfig
+from codemem.models.varmisuse import VarMisuseModel, glorot_
 
 
 class GGNNLayer(nn.Module):

@@ -10,18 +10,13 @@ Direction: the original reverses every edge before the attention, so an edge fro
 query at `to` attend to the key at `from` (the same direction in which a GGNN passes messages).
 """
 
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from codemem.models.configs import GREATConfig
 from codemem.models.transformer import SelfAttention, Transformer, TransformerConfig
 from codemem.models.varmisuse import glorot_
-
-
-@dataclass(frozen=True)
-class GREATConfig(TransformerConfig):
-    """ICLR20-Great `config.yml`: the `transformer` section; the edge bias uses base `num_edge_types`."""
 
 
 class EdgeBiasedAttention(SelfAttention):

@@ -7,23 +7,13 @@ LayerNorm uses epsilon 1e-3, and there is no dropout on attention probabilities.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codemem.models.varmisuse import VarMisuseConfig, VarMisuseModel, glorot_
-
-
-@dataclass(frozen=True)
-class TransformerConfig(VarMisuseConfig):
-    """ICLR20-Great `config.yml`, section `transformer`."""
-
-    num_layers: int = 6
-    num_heads: int = 8
-    attention_dim: int = 512
-    ff_dim: int = 2048
+from codemem.models.configs import TransformerConfig
+from codemem.models.varmisuse import VarMisuseModel, glorot_
 
 
 class SelfAttention(nn.Module):

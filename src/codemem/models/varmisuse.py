@@ -11,29 +11,12 @@ study can log per-sample losses; `reduce_losses` and `batch_accuracies` give the
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class VarMisuseConfig:
-    """ICLR20-Great `config.yml` base defaults (model `base`, `data` and `training` sections)."""
-
-    vocab_size: int = 14281  # 14,280 BPE sub-tokens + PAD (id 0), as in `data/vocabulary.py`
-    hidden: int = 512
-    dropout: float = 0.1
-    num_edge_types: int = 24
-    max_subtokens: int = 10  # `max_token_length`: sub-tokens kept per token
-    learning_rate: float = 1e-4  # Adam
-    clip_norm: float = 0.25  # global gradient-norm clipping
-    max_batch_tokens: int = 12500  # `max_batch_size`: padded tokens per batch
-    max_length: int = 512  # `max_sequence_length`: longer functions are skipped
-    # Steps of `train.samples_per_step` samples: the study ran 50 steps of 250,000 (the original's
-    # limit is 100). The `cpu` profile (params.py) runs a reduced model that learns in ~15 minutes.
-    epochs: int = 50
+from codemem.models.configs import VarMisuseConfig
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
