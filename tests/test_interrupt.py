@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -117,3 +118,23 @@ def test_sigterm_during_extract_is_one_line_and_the_next_run_goes_on(tmp_path, m
                            check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(Path("build/samples/report.json").read_text())["samples"] > 0
+
+
+def test_forked_workers_get_the_default_signal_action_back():
+    """A stage's own SIGTERM handler is Python code, which a worker blocked in C (a lock held when it
+    was forked) never runs: such a worker would ignore `Pool.terminate()` and hang the stage. Forked
+    children must die of the signal at the kernel's hand."""
+    code = textwrap.dedent("""
+        import os, signal
+        from codemem.__main__ import _stop_on_signals
+        _stop_on_signals()
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+        pid = os.fork()
+        if pid == 0:
+            ok = all(signal.getsignal(s) == signal.SIG_DFL for s in (signal.SIGTERM, signal.SIGINT))
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "0", out.stdout + out.stderr

@@ -50,22 +50,24 @@ def _stop_on_signals() -> None:
     """SIGTERM / SIGINT end a stage with one line and 128 + the signal's number. What a stage has
     finished survives (downloads' `.part` files, extraction's finished splits and resume points, the
     last checkpoint): the line says to run it again. `train` puts its own handler in place while it
-    trains (finish the step, save it, then stop). Forked workers keep dying of the signal as usual."""
-    import os
+    trains (finish the step, save it, then stop).
+
+    Forked worker processes get the default action back at once: a Python handler runs only between
+    bytecodes, so a worker blocked in C (a lock held at fork time) would ignore `Pool.terminate()`'s
+    SIGTERM and hang the stage."""
     import signal
 
     from codemem.errors import Interrupted
 
-    main = os.getpid()
-
     def stop(signum, _frame):
-        if os.getpid() != main:  # a worker process forked by the stage
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
         raise Interrupted(f"stopped by {signal.Signals(signum).name}; what was finished is kept, so running "
                           f"the stage again (`dvc repro`, or the same `dvc exp run`) goes on from there", signum)
 
+    def default_in_child():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+
+    os.register_at_fork(after_in_child=default_in_child)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
 
