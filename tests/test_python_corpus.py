@@ -18,6 +18,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from codemem.extract import great
 from codemem.extract import python as P
 from codemem.extract import python_corpus as C
@@ -30,7 +33,7 @@ def reference_build(root: Path, seed: int, config: P.StdlibGreatConfig) -> dict[
     files = C.corpus_files(root)[: config.max_files or None]
     split_of = C.split_files(files, seed, config.split)
     seen, parts = set(), {s: {"clean": [], "buggy": []} for s in C.SPLITS}
-    for rel in files:
+    for i, rel in enumerate(files):
         data = (root / rel).read_bytes()
         try:
             data.decode("utf-8")
@@ -42,8 +45,8 @@ def reference_build(root: Path, seed: int, config: P.StdlibGreatConfig) -> dict[
         for key, samples in functions:
             if key not in seen:
                 seen.add(key)
-                parts[split_of[rel]]["clean"].append(samples[0])
-                parts[split_of[rel]]["buggy"] += samples[1:]
+                parts[C.SPLITS[split_of[i]]]["clean"].append(samples[0])
+                parts[C.SPLITS[split_of[i]]]["buggy"] += samples[1:]
     out = {}
     for name, part in parts.items():
         clean, buggy = part["clean"], part["buggy"]
@@ -196,3 +199,36 @@ def test_a_work_folder_of_other_settings_is_not_reused(tmp_path):
     report = C.build_corpus(root, tmp_path / "b", seed=2, workers=1, work_dir=work)
     assert report["resumed_from"] == 0
     assert outputs(tmp_path / "b") == reference_build(root, 2, P.StdlibGreatConfig())
+
+
+def test_split_files_shuffles_the_names_with_the_seed():
+    files = [f"f{i:03d}.py" for i in range(50)]
+    order = list(files)
+    random.Random(7).shuffle(order)
+    expected = {rel: "train" if i < 40 else "dev" if i < 45 else "eval" for i, rel in enumerate(order)}
+    split = C.split_files(files, 7, (0.8, 0.1, 0.1))
+    assert {rel: C.SPLITS[s] for rel, s in zip(files, split, strict=True)} == expected
+
+
+@pytest.mark.parametrize(("n", "k"), [(0, 0), (1, 1), (5, 3), (10, 10), (30, 5), (100, 40), (1000, 6), (5000, 100),
+                                      (5000, 4999), (100_000, 1000)])
+def test_sample_mask_draws_what_random_sample_draws(n, k):
+    """Both branches of CPython's algorithm (a pool when n is small against k, a set otherwise), and
+    the generator's state afterwards."""
+    a, b = random.Random(f"x{n}:{k}"), random.Random(f"x{n}:{k}")
+    mask = C.sample_mask(a, n, k)
+    chosen = b.sample(range(n), k)
+    assert sorted(np.flatnonzero(mask).tolist()) == sorted(chosen)
+    assert a.random() == b.random()
+
+
+def test_hash_set_is_a_set(monkeypatch):
+    monkeypatch.setattr(C.HashSet, "MERGE_EVERY", 100)  # many merges into the sorted array
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 2**63, 5000, dtype=np.uint64).tolist() + [0, 2**64 - 1]
+    seen, reference = C.HashSet(keys[:1000]), set(keys[:1000])
+    for key in keys[1000:] + keys[:50]:
+        assert (key in seen) == (key in reference)
+        seen.add(key)
+        reference.add(key)
+    assert all(k in seen for k in reference) and 12345 not in seen

@@ -26,7 +26,9 @@ it against a build that holds every sample in memory, which is how this module r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -73,12 +75,16 @@ def stdlib_version(root: str | Path | None = None) -> dict:
             "stdlib": str(root), "files": len(files), "sha256": digest.hexdigest()}
 
 
-def split_files(files: list[str], seed: int, shares) -> dict[str, str]:
-    """file -> split: a seeded shuffle of the sorted list, cut by the shares."""
-    order = list(files)
-    random.Random(seed).shuffle(order)
+def split_files(files: list[str], seed: int, shares) -> np.ndarray:
+    """Each file's split (an index into SPLITS, in `files`' order): a seeded shuffle of the sorted
+    list, cut by the shares."""
+    order = list(range(len(files)))
+    random.Random(seed).shuffle(order)  # the same permutation as shuffling the names themselves
     n_train, n_dev = round(shares[0] * len(order)), round(shares[1] * len(order))
-    return {rel: "train" if i < n_train else "dev" if i < n_train + n_dev else "eval" for i, rel in enumerate(order)}
+    split = np.empty(len(files), dtype=np.int8)
+    for rank, i in enumerate(order):
+        split[i] = 0 if rank < n_train else 1 if rank < n_train + n_dev else 2
+    return split
 
 
 def order_key(sample: dict) -> tuple:
@@ -132,14 +138,15 @@ def _process_many(tasks: list[tuple]) -> list[dict]:
     return [process_file(*t) for t in tasks]
 
 
-def _results(tasks: list[tuple], pool, workers: int):
-    """process_file over `tasks`, in order: in the pool's processes, a bounded window ahead, or here."""
+def _results(tasks, pool, workers: int):
+    """process_file over the `tasks` iterator, in order: in the pool's processes, a bounded window
+    ahead, or here."""
     if pool is None:
         yield from (process_file(*t) for t in tasks)
         return
-    pending = deque()
-    for i in range(0, len(tasks), FILES_PER_TASK):
-        pending.append(pool.apply_async(_process_many, (tasks[i:i + FILES_PER_TASK],)))
+    pending, tasks = deque(), iter(tasks)
+    while chunk := list(itertools.islice(tasks, FILES_PER_TASK)):
+        pending.append(pool.apply_async(_process_many, (chunk,)))
         if len(pending) >= workers * TASKS_IN_FLIGHT:
             yield from pending.popleft().get()
     while pending:
@@ -147,6 +154,54 @@ def _results(tasks: list[tuple], pool, workers: int):
 
 
 # ---- the main process: results in file order -> spills, with resume points ----------------------
+def sample_mask(rng: random.Random, n: int, k: int) -> np.ndarray:
+    """Which of range(n) `rng.sample(range(n), k)` picks, as a boolean mask: the same draws from the
+    same state (CPython's algorithm, both of its branches), in one byte an element instead of a list
+    of Python ints (~40 bytes each: 120 MB for a split of 3M buggy samples)."""
+    if not 0 <= k <= n:
+        raise ValueError(f"cannot draw {k} of {n}")
+    randbelow, mask = rng._randbelow, np.zeros(n, dtype=bool)
+    setsize = 21
+    if k > 5:
+        setsize += 4 ** math.ceil(math.log(k * 3, 4))
+    if n <= setsize:
+        pool = np.arange(n, dtype=np.int64)
+        for i in range(k):
+            j = randbelow(n - i)
+            mask[pool[j]] = True
+            pool[j] = pool[n - i - 1]
+    else:
+        for _ in range(k):
+            j = randbelow(n)
+            while mask[j]:
+                j = randbelow(n)
+            mask[j] = True
+    return mask
+
+
+class HashSet:
+    """A set of 64-bit hashes in 8 bytes each: a sorted array, and the newest in a small Python set
+    (a Python set of ints takes ~70 bytes an entry)."""
+
+    MERGE_EVERY = 1 << 16
+
+    def __init__(self, keys=()):
+        self.sorted = np.unique(np.asarray(keys, dtype=np.uint64))
+        self.recent: set[int] = set()
+
+    def __contains__(self, key: int) -> bool:
+        if key in self.recent:
+            return True
+        i = int(np.searchsorted(self.sorted, np.uint64(key)))
+        return i < len(self.sorted) and int(self.sorted[i]) == key
+
+    def add(self, key: int) -> None:
+        self.recent.add(key)
+        if len(self.recent) >= self.MERGE_EVERY:
+            self.sorted = np.union1d(self.sorted, np.fromiter(self.recent, dtype=np.uint64, count=len(self.recent)))
+            self.recent = set()
+
+
 class _Spills:
     """The append-only files of one build and the counters that say how far they go."""
 
@@ -168,7 +223,7 @@ class _Spills:
                 f.truncate(state["sizes"][name])
             self.files[name] = open(path, "ab")  # noqa: SIM115 -- closed in close()
         keys = np.fromfile(work / "keys.spill", dtype="<u8") if state["sizes"]["keys"] else []
-        self.seen = set(np.asarray(keys).tolist())
+        self.seen = HashSet(keys)
 
     def add(self, res: dict) -> None:
         """One file's result: its samples to its split's spill (after the dedup), its counts."""
@@ -263,15 +318,14 @@ def build_corpus(root: Path, out_dir: Path, *, seed: int, config=None, workers: 
                 incoming = work / "incoming"  # each file's lines, from its worker until they are spilled
                 shutil.rmtree(incoming, ignore_errors=True)
                 incoming.mkdir()
-                tasks = [(str(root), rel, seed, config, str(incoming / f"{i}.jsonl"))
-                         for i, rel in enumerate(files[start:], start)]
+                tasks = ((str(root), files[i], seed, config, str(incoming / f"{i}.jsonl")) for i in range(start, len(files)))
                 # The pool is forked before the progress bar starts its thread.
-                pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and tasks else None
+                pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and start < len(files) else None
                 try:
                     with io.writing(work, "stdlib-great's spills"):
-                        results = progress_bar(_results(tasks, pool, workers), "extract: files", total=len(tasks))
+                        results = progress_bar(_results(tasks, pool, workers), "extract: files", total=len(files) - start)
                         for i, res in enumerate(results, start):
-                            spills.add(res | {"split": split_of[res["rel"]]})
+                            spills.add(res | {"split": SPLITS[split_of[i]]})
                             if (i + 1) % CHECKPOINT_FILES == 0:
                                 spills.checkpoint(i + 1)
                         spills.checkpoint(len(files), done=True)
@@ -309,9 +363,8 @@ def _finish(work: Path, out_dir: Path, spills: _Spills, seed: int) -> tuple[dict
         # Balance: drop the majority class at random (no bugs asked for: keep every clean one).
         n_buggy = min(n_clean_made, n_buggy_made)
         n_clean = n_buggy if n_buggy_made else n_clean_made
-        keep_buggy, keep_clean = np.zeros(n_buggy_made, bool), np.zeros(n_clean_made, bool)
-        keep_buggy[rng.sample(range(n_buggy_made), n_buggy)] = True
-        keep_clean[rng.sample(range(n_clean_made), n_clean)] = True
+        keep_buggy = sample_mask(rng, n_buggy_made, n_buggy)  # as rng.sample(range(...), n_buggy)
+        keep_clean = sample_mask(rng, n_clean_made, n_clean)
         n = _write_split(work / f"{name}.spill", out_dir / f"{name}.jsonl", keep_clean, keep_buggy)
         report["splits"][name] = {"files": counts["files"], "functions": n_clean_made,
                                   "buggy_generated": n_buggy_made, "clean": n_clean, "buggy": n_buggy, "samples": n}
