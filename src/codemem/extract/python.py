@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from codemem.extract import great
 from codemem.extract.python_edges import call_edges, lexical_edges, syntax_edges
 from codemem.extract.python_flow import FunctionFlow
-from codemem.extract.python_tokens import ATOMIC, Skip, Tokens, named, node_text
+from codemem.extract.python_tokens import ATOMIC, SKIP, Skip, Tokens, node_text
 
 E = great.EDGE_TYPES
 _EDGE_NAME = {v: k for k, v in E.items()}
@@ -115,18 +115,31 @@ class FunctionGraph:
 
 
 # ---- files -> samples ----------------------------------------------------------------------
-def _functions(root) -> list[tuple[object, str]]:
-    """Every `def` in a module with its qualified name (`C.f`, `f.<locals>.g`), in source order."""
-    out, stack = [], [(root, "")]
-    while stack:
-        n, prefix = stack.pop()
-        if n.type in ("function_definition", "class_definition"):
-            name = f"{prefix}{node_text(n.child_by_field_name('name'))}"
-            if n.type == "function_definition":
-                out.append((n, name))
-            prefix = name + (".<locals>." if n.type == "function_definition" else ".")
-        stack += [(c, prefix) for c in reversed(named(n)) if c.type not in ATOMIC]
-    return out
+def _functions(root):
+    """Yield every `def` in a module with its qualified name (`C.f`, `f.<locals>.g`), in source order
+    (pre-order over named nodes, not into comments or atomic tokens).
+
+    A tree cursor makes each node as it is reached: a Python node keeps the children it was asked
+    for, so holding every function node of a list (as a walk with `named_children` did) kept whole
+    subtrees alive: ~160 MB for sympy's rubi rules (700 kB of huge expressions)."""
+    cursor, prefixes = root.walk(), []
+    while True:
+        node = cursor.node
+        if not prefixes or (node.is_named and node.type not in SKIP and node.type not in ATOMIC):
+            prefix = prefixes[-1] if prefixes else ""
+            if node.type in ("function_definition", "class_definition"):
+                name = f"{prefix}{node_text(node.child_by_field_name('name'))}"
+                if node.type == "function_definition":
+                    yield node, name
+                prefix = name + (".<locals>." if node.type == "function_definition" else ".")
+            if cursor.goto_first_child():
+                prefixes.append(prefix)
+                continue
+        while not cursor.goto_next_sibling():
+            if not prefixes:
+                return
+            cursor.goto_parent()
+            prefixes.pop()
 
 
 def file_samples(source: bytes, path: str, rng: random.Random, config: StdlibGreatConfig, stats: Counter):
