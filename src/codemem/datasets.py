@@ -38,7 +38,7 @@ class Archive:
 
     filename: str
     root: str
-    size_note: str  # what is known of its size (DATASETS.md), for messages and the README
+    size_note: str  # what is known of its size (README, The study's datasets), for messages
     max_expanded: int  # bytes the decompressed stream may reach before it is refused as a bomb
     folders: dict = field(default_factory=lambda: {"training": "train", "validation": "val", "test": "test"})
 

@@ -10,8 +10,8 @@ SIGTERM or SIGINT (a scheduler, `docker stop`, Ctrl-C) lets the current step fin
 checkpoint of the epoch so far (the step, the random state, the task's in-step records) and exits
 with 128 + the signal's number, saying how to resume; a second signal stops at once.
 
-The per-sample training loss is measured in a separate pass after the epoch (dropout off, one fixed
-model), not logged inside the training step as the authors' patch did; see ORIGINALS.md.
+The Gini's per-sample training loss is the one logged inside the steps (`train.measure: study`, as the
+authors' patch logged it) or from a separate pass after the epoch (`clean`: dropout off, one fixed model).
 """
 
 from __future__ import annotations
