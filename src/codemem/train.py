@@ -133,10 +133,17 @@ class StopSignal:
         self.signum = signum
         signal.signal(signum, self.previous.get(signum, signal.SIG_DFL))
 
-    def requested(self, group: distributed.Group, device) -> int:
-        """The signal to stop for (0: none); under torchrun the ranks agree, so all stop at one step."""
+    # Under torchrun the ranks must agree before stopping: a collective, which on a GPU also waits for
+    # the device, so they compare notes every this many steps (and after every epoch), not every step.
+    AGREE_EVERY = 16
+
+    def requested(self, group: distributed.Group, device, step: int | None = None) -> int:
+        """The signal to stop for (0: none) after `step` (None: after the epoch); under torchrun the
+        ranks agree, so all stop at the same step."""
         if not group.active:
             return self.signum
+        if step is not None and (step + 1) % self.AGREE_EVERY:
+            return 0
         anyone = distributed.sum_scalar(float(self.signum), group, device) > 0
         return self.signum or (signal.SIGTERM if anyone else 0)
 
@@ -289,7 +296,7 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
             if training.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), training.clip_norm)
             optimizer.step()
-            if signum := stop.requested(group, device):
+            if signum := stop.requested(group, device, step):
                 ranks = distributed.all_gather_objects(
                     {"in_step": training.step_state(), "rng": _rng_state(device), "total": total}, group)
                 if group.main:
