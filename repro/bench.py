@@ -29,7 +29,7 @@ second, peak process memory and, on a GPU, peak GPU memory. `--json FILE` writes
 The timed run uses the same process set-up as a stage (`codemem.runtime`): denormals flushed before
 torch starts its threads. `--no-flush` leaves them, to measure what that costs on this CPU.
 `--heap-threshold BYTES` fixes glibc's mmap threshold (the stages leave glibc's dynamic one: a fixed
-1 MiB made code2vec's epoch slower and its peak RSS larger, README Benchmarks).
+1 MiB made code2vec's epoch slower and its peak RSS larger, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -163,11 +163,11 @@ def profile_steps(params, steps: int, device_name: str) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from codemem import task, train
-    from codemem.io import PROJECT
+    from codemem.storage import PROJECT
 
     device = train.choose_device(device_name)
     torch.manual_seed(params.seed)
-    runner = task.get(params.task).prepare(params, PROJECT, device)  # MethodName: a codemem.runners runner
+    runner = task.get(params.task).prepare(params, PROJECT, device)  # MethodName: a codemem.methodname.name_training runner
     batches = runner.batches(0)
 
     def step(batch):  # as codemem.train's loop does it
@@ -200,9 +200,10 @@ def cap_steps(steps: int) -> None:
     memory at full scale (the model, the data, the measurement of every training sample), where a
     whole epoch would take an hour: nothing accumulates from step to step, the optimizer's state is
     made at the first step."""
-    from codemem import runners, varmisuse_training
+    from codemem.methodname import name_training
+    from codemem.varmisuse import bug_training
 
-    for cls in (runners.MethodNameRunner, varmisuse_training.VarMisuseTraining):
+    for cls in (name_training.MethodNameTraining, bug_training.VarMisuseTraining):
         whole = cls.batches
         cls.batches = lambda self, epoch, whole=whole: whole(self, epoch)[:steps]
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from codemem.extract.python_corpus import corpus_files  # the file list extraction uses
+from codemem.varmisuse.python_corpus import corpus_files  # the file list extraction uses
 
 PROJECTS = ["python3-django", "python3-sympy", "python3-flask", "python3-requests"]
 MORE = ["ansible", "ansible-core", "python3-twisted", "python3-matplotlib", "python3-scipy", "python3-pandas",

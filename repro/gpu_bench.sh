@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's GPU column: repro/bench.py --device cuda for code2vec and code2seq (jdk-top10 epochs)
+# The GPU figures of docs/benchmarks.md: repro/bench.py --device cuda for code2vec and code2seq (jdk-top10 epochs)
 # and GREAT at the study's scale (one step of 250,000 training samples, measured on every training and
 # eval sample), after a 25,000-sample step that calibrates the extrapolation if the big one is cut
 # short. Each run has its own time limit, so the whole script stays under 8 minutes.

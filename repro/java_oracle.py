@@ -52,7 +52,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from codemem.extract.java import JavaExtractor, PathConfig, _Tree
+from codemem.methodname.java_ast import _Tree
+from codemem.methodname.java_paths import JavaExtractor
+from codemem.methodname.java_tokens import PathConfig
 
 HERE = Path(__file__).resolve().parent
 

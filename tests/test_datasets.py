@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from lookalike import Server, java_archive
 
-from codemem import datasets, extract, fetch, io, remote
-from codemem.extract import varmisuse
+from codemem import datasets, extract, fetch, remote, storage
 from codemem.params import from_dict
+from codemem.varmisuse import bug_datasets
 
 
 @pytest.fixture
@@ -44,19 +44,19 @@ def test_java_small_downloads_verifies_and_extracts_by_folder(workdir, small_arc
         assert [r for _, r in server.requests] == [None, "bytes=5000-"]
     assert (workdir / "data/java-small.tar.gz").read_bytes() == archive.read_bytes()
     recorded = json.loads((workdir / "data.checksums.json").read_text())["java-small.tar.gz"]
-    assert recorded["sha256"] == manifest["source_sha256"] == io.sha256_file(archive)
+    assert recorded["sha256"] == manifest["source_sha256"] == storage.sha256_file(archive)
     assert recorded["url"] == f"{server.url}/java-small.tar.gz"
 
     report = extract.run(p)
     assert report["files"] == sum(members.values()) and report["samples_train"] > report["samples_test"] > 0
     full = json.loads((workdir / "build/samples/report.json").read_text())
-    assert {s: full["splits"][s]["projects"] for s in io.METHODNAME_SPLITS} == {"train": 2, "val": 1, "test": 1}
+    assert {s: full["splits"][s]["projects"] for s in storage.METHODNAME_SPLITS} == {"train": 2, "val": 1, "test": 1}
     methods = [json.loads(line) for line in (workdir / "build/samples/methods.jsonl").read_text().splitlines()]
     folder = {"train": "/training/", "val": "/validation/", "test": "/test/"}
     assert all(folder[m["split"]] in m["file"] for m in methods)  # splits are the archive's folders
     assert len(methods) == report["samples_train"] + report["samples_val"] + report["samples_test"]
     assert len({m["label"] for m in methods}) > 50  # every method name, not a top-k
-    samples = io.load_samples(workdir / "build/samples")
+    samples = storage.load_samples(workdir / "build/samples")
     assert samples.formats["c2v"].contexts["train"].shape == (report["samples_train"], 20, 3)
     assert samples.formats["c2s"].contexts["train"].shape == (report["samples_train"], 40, 3)
     assert samples.formats["c2s"].contexts["test"].shape[1] == 20
@@ -81,9 +81,9 @@ def test_a_killed_extraction_restarts_only_the_unfinished_split(workdir, small_a
     p = from_dict({"dataset": "java-small", "fetch": {"source": str(archive)}, "extract": {"workers": 1,
                    "max_contexts": 10, "max_contexts_stored": 10}})  # fmt: skip
     fetch.run(p)  # a local copy through fetch.source: verified and copied into data/
-    from codemem.extract import javasets
+    from codemem.methodname import java_corpora
 
-    real, passes = javasets._split_pass, []
+    real, passes = java_corpora._split_pass, []
 
     def dies_on_test(pool, source, layout, limits, splits, *rest):
         passes.append(splits)
@@ -91,15 +91,15 @@ def test_a_killed_extraction_restarts_only_the_unfinished_split(workdir, small_a
             raise KeyboardInterrupt  # what a Ctrl-C in the middle of the last split looks like
         return real(pool, source, layout, limits, splits, *rest)
 
-    monkeypatch.setattr(javasets, "_split_pass", dies_on_test)
+    monkeypatch.setattr(java_corpora, "_split_pass", dies_on_test)
     with pytest.raises(KeyboardInterrupt):
         extract.run(p)
     assert not Path("build/samples").exists()  # nothing half-written where the next stage reads
     done = sorted(d.parent.name for d in Path("build/extract-work").rglob("done.json"))
     assert done == ["train", "val"] and passes == [("train",), ("val",), ("test",)]
-    monkeypatch.setattr(javasets, "_split_pass", real)
-    real_pipelined, parsed = javasets._pipelined, []
-    monkeypatch.setattr(javasets, "_pipelined", lambda pool, fn, items: parsed.append(1) or real_pipelined(pool, fn, items))
+    monkeypatch.setattr(java_corpora, "_split_pass", real)
+    real_pipelined, parsed = java_corpora._pipelined, []
+    monkeypatch.setattr(java_corpora, "_pipelined", lambda pool, fn, items: parsed.append(1) or real_pipelined(pool, fn, items))
     report = extract.run(p)
     assert len(parsed) == 1 and report["samples_test"] > 0  # only the test split was parsed again
     assert not [d for d in Path("build/extract-work").iterdir() if d.is_dir()]  # the work is cleared when done
@@ -118,10 +118,10 @@ def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(work
         server.files["/java-large.tar.gz"] = archive.read_bytes()
         p = params("java-top10", server.url, per_name=15)
         fetch.run(p)
-    from codemem.extract import javasets
+    from codemem.methodname import java_corpora
 
-    streams, real_members = [], javasets._members
-    monkeypatch.setattr(javasets, "_members", lambda *a: streams.append(1) or real_members(*a))
+    streams, real_members = [], java_corpora._members
+    monkeypatch.setattr(java_corpora, "_members", lambda *a: streams.append(1) or real_members(*a))
     report = extract.run(p)
     assert len(streams) == 2  # the name scan, then one pass for the chosen methods of all three splits
     full = json.loads(Path("build/samples/report.json").read_text())
@@ -142,29 +142,29 @@ def test_java_top10_keeps_ten_names_samples_training_and_keeps_all_held_out(work
     (b"class A { /* x2run( */ }", False),  # no identifier starts inside another
 ])
 def test_the_name_prefilter_finds_the_ten_labels_before_a_parenthesis(monkeypatch, text, found):
-    from codemem.extract import javasets
+    from codemem.methodname import java_corpora
 
-    monkeypatch.setattr(javasets, "_w", {"names": {}, "labels": frozenset(datasets.TOP10_LABELS)})
-    assert javasets._mentions(text) is found
+    monkeypatch.setattr(java_corpora, "_w", {"names": {}, "labels": frozenset(datasets.TOP10_LABELS)})
+    assert java_corpora._mentions(text) is found
 
 
 def test_the_name_prefilter_is_linear_in_a_long_identifier_run():
     """Test vectors hold hex strings of 400k characters; a backtracking prefilter took ~20 minutes on
     one. Here a 400k run: seconds now, ~20 minutes before; the subprocess's timeout fails the test."""
-    code = ("from codemem.extract import javasets; from codemem import datasets\n"
-            "javasets._w.update(names={}, labels=frozenset(datasets.TOP10_LABELS))\n"
+    code = ("from codemem.methodname import java_corpora; from codemem import datasets\n"
+            "java_corpora._w.update(names={}, labels=frozenset(datasets.TOP10_LABELS))\n"
             "run = b'class A { String s = \"' + b'a1' * 200_000 + b'\"; }'\n"
-            "assert not javasets._mentions(run) and javasets._mentions(run + b' void main (String[] a) {}')\n")
+            "assert not java_corpora._mentions(run) and java_corpora._mentions(run + b' void main (String[] a) {}')\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def great_lookalike_shards(tmp_path: Path) -> tuple[Path, dict]:
     """Shards in Py150-Great's format, made by stdlib-great from real standard-library files."""
     p = from_dict({"dataset": "stdlib-great", "model": "great", "extract": {"max_files": 30}})
-    layout = io.Layout(tmp_path / "project")
+    layout = storage.Layout(tmp_path / "project")
     samples = layout.samples
     fetch.run(p, layout)
-    varmisuse.run(p, layout)
+    bug_datasets.run(p, layout)
     shards = {}
     for split in datasets.GREAT_SPLITS:
         lines = (samples / f"{split}.jsonl").read_text().splitlines(keepends=True)
@@ -238,7 +238,7 @@ def test_contexts_npz_ids_are_in_first_appearance_order_whatever_the_chunks(tmp_
     # the ids one row-by-row pass gives: tokens a b c d e f (+ the variant's var0), paths P1..P4.
     import multiprocessing
 
-    from codemem.extract import npzstream
+    from codemem.methodname import npzstream
 
     _hand_made_work(tmp_path / "work")
     pool = multiprocessing.get_context("fork").Pool(processes) if processes else None
@@ -265,7 +265,7 @@ def test_contexts_npz_ids_are_in_first_appearance_order_whatever_the_chunks(tmp_
 
 def test_contexts_npz_reads_an_empty_field_inside_a_line_as_upstream_does(tmp_path):
     # Our lines pad at the end only; a doubled space inside (a hand-edited file) is skipped, not a context.
-    from codemem.extract import npzstream
+    from codemem.methodname import npzstream
 
     text = tmp_path / "train.c2v"
     text.write_text("get a,P1,b  b,P2,c   \nset\n")
@@ -275,7 +275,7 @@ def test_contexts_npz_reads_an_empty_field_inside_a_line_as_upstream_does(tmp_pa
 
 
 def test_contexts_npz_refuses_a_context_without_two_commas(tmp_path):
-    from codemem.extract import npzstream
+    from codemem.methodname import npzstream
 
     text = tmp_path / "train.c2v"
     text.write_text("set x,P3,y\nget a,P1,b c,P2\n")  # the second line's last context lost a part

@@ -12,7 +12,7 @@ from lookalike import small_corpus
 from typer.testing import CliRunner
 
 from codemem.__main__ import app
-from codemem.extract import python_corpus
+from codemem.varmisuse import python_corpus
 
 TINY_GREAT = {"hidden": 32, "num_layers": 1, "num_heads": 2, "attention_dim": 32, "ff_dim": 64}
 

@@ -3,7 +3,7 @@
 With dropout off, the 2-process run is the 1-process run up to float summation order: each rank's
 share of a batch adds its term of the whole batch's loss (Training.shard_loss; VarMisuse's repair
 mean is over the buggy samples of the whole batch). With dropout on, each rank draws its own masks:
-the curves then agree within the noise of dropout (README, "Many GPUs, many machines").
+the curves then agree within the noise of dropout (docs/scale-out.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codemem.models.dropout import ByteDropout
+from codemem.methodname.dropout import ByteDropout
 
 
 @pytest.mark.parametrize("p", [0.25, 0.5])

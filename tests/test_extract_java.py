@@ -1,4 +1,4 @@
-"""Tests for codemem.extract.java: code2vec/code2seq path extraction on tree-sitter."""
+"""Tests for codemem.methodname.java_paths: code2vec/code2seq path extraction on tree-sitter."""
 
 import dataclasses
 import glob
@@ -10,19 +10,16 @@ from itertools import islice
 
 import pytest
 
-from codemem.extract.java import (
-    JavaExtractor,
+from codemem.methodname.java_ast import _ast_children, _reshape, _Tree
+from codemem.methodname.java_paths import JavaExtractor, shuffle
+from codemem.methodname.java_tokens import (
     PathConfig,
-    _ast_children,
     _c2s_token,
     _c2v_token,
     _path_hash,
-    _reshape,
-    _Tree,
     c2v_line,
     java_string_hash,
     normalize_terminal,
-    shuffle,
     split_subtokens,
 )
 

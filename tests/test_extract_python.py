@@ -1,4 +1,4 @@
-"""The stdlib-great samples (codemem.extract.python): tokens, edges, bug injection (the corpus: test_python_corpus)."""
+"""The stdlib-great samples (codemem.varmisuse.python_samples): tokens, edges, bug injection (the corpus: test_python_corpus)."""
 
 import random
 import sysconfig
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codemem.extract import great
-from codemem.extract import python as P
+from codemem.varmisuse import great_format
+from codemem.varmisuse import python_samples as P
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -177,7 +177,7 @@ def test_bug_injection():
         assert s["repair_targets"] == [i for i, x in enumerate(tokens) if x == original]
         assert loc in s["repair_candidates"] and all(isinstance(c, int) for c in s["repair_candidates"])
         assert s["provenances"][0]["datasetProvenance"]["functionName"] == "f"
-        great.validate_sample(s)
+        great_format.validate_sample(s)
     # The edges are those of the buggy program: the replaced use reads another variable now.
     s = buggy[0]
     loc = s["error_location"]

@@ -1,11 +1,11 @@
-"""The Py150-Great format and the original sub-tokeniser (codemem.extract.great)."""
+"""The Py150-Great format and the original sub-tokeniser (codemem.varmisuse.great_format)."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from codemem.extract import great
+from codemem.varmisuse import great_format
 
 FIXTURE = Path(__file__).parent / "fixtures" / "great" / "dev"
 
@@ -16,7 +16,7 @@ def tiny(tmp_path):
     """A hand-made vocabulary: line i is id i."""
     path = tmp_path / "vocab.txt"
     path.write_text("ab\nabc\nabcd#\ncd\nc\nx\nb#\n", encoding="utf-8")
-    return great.GreatVocabulary(path)
+    return great_format.GreatVocabulary(path)
 
 
 @pytest.mark.parametrize("token, pieces, ids", [
@@ -34,8 +34,8 @@ def test_greedy_rule_on_hand_computed_cases(tiny, token, pieces, ids):
 
 
 def test_shipped_vocabulary_loads_like_the_original():
-    v = great.GreatVocabulary()
-    assert v.size == 14_281 and v.w2i["<PAD>"] == great.PAD_ID == 0
+    v = great_format.GreatVocabulary()
+    assert v.size == 14_281 and v.w2i["<PAD>"] == great_format.PAD_ID == 0
     assert v.i2w[1] == "#" and v.w2i["self#"] == 199  # line i (1-based) is id i
     # The original rstrip()s each line and lets later duplicates win: "s " (line 8028) beats "s".
     assert v.w2i["s"] == 8028 and v.w2i["def"] == 272 and v.i2w[13] == "s"
@@ -48,29 +48,29 @@ def test_shipped_vocabulary_loads_like_the_original():
 
 # ---- shards ----------------------------------------------------------------------------------
 def test_reads_a_hand_made_shard_in_the_published_format():
-    samples = list(great.read_shards(FIXTURE))
-    assert samples == list(great.read_shards(next(FIXTURE.iterdir())))
+    samples = list(great_format.read_shards(FIXTURE))
+    assert samples == list(great_format.read_shards(next(FIXTURE.iterdir())))
     assert [s["has_bug"] for s in samples] == [False, True, True]
     clean, bug1, bug2 = samples
     assert clean["error_location"] == 0 and clean["repair_targets"] == []
-    assert great.candidate_positions(clean) == [2, 11, 4, 13, 9, 16]
+    assert great_format.candidate_positions(clean) == [2, 11, 4, 13, 9, 16]
     assert "a" in clean["repair_candidates"]  # clean samples name their variables
     assert bug1["source_tokens"][bug1["error_location"]] == "a"
     assert [bug1["source_tokens"][i] for i in bug1["repair_targets"]] == ["b"]
     assert bug2["source_tokens"][bug2["error_location"]] == "b" and bug2["repair_targets"] == [9]
     for s in samples:
         for a, b, type_id, name in s["edges"]:
-            assert great.EDGE_TYPES[name] == type_id and 0 < a and 0 < b
+            assert great_format.EDGE_TYPES[name] == type_id and 0 < a and 0 < b
     # The loader doubles every edge: 2i forward, 2i+1 reversed (ICLR20-Great data_loader.py).
-    edges = great.loader_edges(clean["edges"])
+    edges = great_format.loader_edges(clean["edges"])
     assert len(edges) == 2 * len(clean["edges"])
     assert (2 * 6, 1, 3) in edges and (2 * 6 + 1, 3, 1) in edges  # FIELD is type 6 there
-    assert max(t for t, _, _ in edges) < great.NUM_EDGE_SLOTS
+    assert max(t for t, _, _ in edges) < great_format.NUM_EDGE_SLOTS
 
 
 def test_edge_type_ids_are_the_published_ones():
-    assert great.EDGE_TYPES["enum_CFG_NEXT"] == 1 and great.EDGE_TYPES["enum_CALLS"] == 11
-    assert list(great.EDGE_TYPES.values()) == list(range(1, 12))
+    assert great_format.EDGE_TYPES["enum_CFG_NEXT"] == 1 and great_format.EDGE_TYPES["enum_CALLS"] == 11
+    assert list(great_format.EDGE_TYPES.values()) == list(range(1, 12))
 
 
 def _line(sample):
@@ -78,16 +78,16 @@ def _line(sample):
 
 
 def test_malformed_line_names_file_and_line(tmp_path):
-    good = next(great.read_shards(FIXTURE))
+    good = next(great_format.read_shards(FIXTURE))
     shard = tmp_path / "train__VARIABLE_MISUSE__SStuB.txt-00000-of-00002"
     shard.write_text(_line(good) + "{not json\n")
-    with pytest.raises(great.GreatFormatError, match=rf"{shard.name}:2: invalid JSON"):
-        list(great.read_shards(tmp_path))
+    with pytest.raises(great_format.GreatFormatError, match=rf"{shard.name}:2: invalid JSON"):
+        list(great_format.read_shards(tmp_path))
 
     bad = dict(good, edges=[[1, 2, 9]])
     shard.write_text(_line(good) + "\n" + _line(bad))  # blank lines are skipped, lines still count
-    with pytest.raises(great.GreatFormatError, match=rf"{shard.name}:3: edge 0 must be"):
-        list(great.read_shards(shard))
+    with pytest.raises(great_format.GreatFormatError, match=rf"{shard.name}:3: edge 0 must be"):
+        list(great_format.read_shards(shard))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -98,30 +98,30 @@ def test_malformed_line_names_file_and_line(tmp_path):
     ({"source_tokens": []}, "source_tokens"),
 ])
 def test_validation_errors(change, message):
-    sample = dict(next(great.read_shards(FIXTURE)), **change)
-    with pytest.raises(great.GreatFormatError, match=message):
-        great.validate_sample(sample, "x")
+    sample = dict(next(great_format.read_shards(FIXTURE)), **change)
+    with pytest.raises(great_format.GreatFormatError, match=message):
+        great_format.validate_sample(sample, "x")
     missing = {k: v for k, v in sample.items() if k != "edges"}
-    with pytest.raises(great.GreatFormatError, match="missing field"):
-        great.validate_sample(missing)
+    with pytest.raises(great_format.GreatFormatError, match="missing field"):
+        great_format.validate_sample(missing)
 
 
 def test_write_shard_roundtrip_and_atomicity(tmp_path):
-    samples = list(great.read_shards(FIXTURE))
+    samples = list(great_format.read_shards(FIXTURE))
     out = tmp_path / "split" / "train.jsonl"
-    assert great.write_shard(out, samples) == 3
-    assert list(great.read_shards(out)) == samples
+    assert great_format.write_shard(out, samples) == 3
+    assert list(great_format.read_shards(out)) == samples
     assert sorted(p.name for p in out.parent.iterdir()) == ["train.jsonl"]  # no temp file left
     before = out.read_bytes()
-    with pytest.raises(great.GreatFormatError, match="sample 1"):
-        great.write_shard(out, [samples[0], dict(samples[1], has_bug="yes")])
+    with pytest.raises(great_format.GreatFormatError, match="sample 1"):
+        great_format.write_shard(out, [samples[0], dict(samples[1], has_bug="yes")])
     assert out.read_bytes() == before  # a failed write leaves the old file alone
     assert sorted(p.name for p in out.parent.iterdir()) == ["train.jsonl"]
 
 
 def test_reads_the_readme_json_list_form(tmp_path):
-    samples = list(great.read_shards(FIXTURE))
+    samples = list(great_format.read_shards(FIXTURE))
     (tmp_path / "eval__VARIABLE_MISUSE__SStuB.txt-00000-of-00001").write_text(json.dumps(samples))
-    assert list(great.read_shards(tmp_path)) == samples
+    assert list(great_format.read_shards(tmp_path)) == samples
     with pytest.raises(FileNotFoundError):
-        list(great.read_shards(tmp_path / "missing"))
+        list(great_format.read_shards(tmp_path / "missing"))

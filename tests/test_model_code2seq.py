@@ -1,4 +1,5 @@
-"""code2seq: variables and shapes as the original TF graph, masking, decoding, loss, training."""
+"""code2seq: variables and shapes as the original TF graph, masking, decoding, loss, training (the fast
+implementation, code2seq_fast.py; the reference against it: tests/test_reference_models.py)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,29 @@ import torch
 from torch import nn
 
 from codemem import metrics
-from codemem.models import count_trainable
-from codemem.models.code2seq import (
+from codemem.methodname import code2seq, code2seq_fast
+from codemem.methodname.code2seq import (
     EOS_ID,
     FILTERED_TARGETS,
     PAD_ID,
     SOS_ID,
     UNK_ID,
-    Code2Seq,
     Code2SeqConfig,
     cut_like_dynamic_decode,
     first_end_steps,
     make_optimizer,
     make_scheduler,
-    original_parameter_count,
-    original_variable_shapes,
-    original_variables,
-    parameter_shape_mapping,
     predicted_subtokens,
     study_scores,
     target_step_mask,
 )
+from codemem.methodname.tf_fidelity import (
+    original_parameter_count,
+    original_variable_shapes,
+    original_variables,
+    parameter_shape_mapping,
+)
+from codemem.task import count_trainable
 
 CFG = Code2SeqConfig()
 SLOTS = 200  # Code2Seq's max_contexts (MAX_CONTEXTS): every sample's context slots
@@ -46,6 +49,11 @@ def single_thread():
 
 
 VOCABS = (60, 25, 12)  # sub-tokens, nodes, targets (incl. specials)
+
+
+@pytest.fixture(params=["reference", "fast"])
+def Code2Seq(request):  # the class under test, each implementation in turn
+    return {"reference": code2seq, "fast": code2seq_fast}[request.param].Code2Seq
 
 
 def make_batch(seed: int, batch: int = 4, contexts: int = 10, vocabs=VOCABS, cfg: Code2SeqConfig = CFG):
@@ -77,7 +85,7 @@ def inputs_only(batch):
 
 
 @pytest.mark.parametrize("vocabs", [(60, 25, 12), (190_002, 350, 27_003)])
-def test_variables_match_the_original_graph(vocabs):
+def test_variables_match_the_original_graph(vocabs, Code2Seq):
     model = Code2Seq(*vocabs)
     expected = original_variable_shapes(*vocabs)
     assert parameter_shape_mapping(model) == expected  # every variable, none extra, none missing
@@ -91,13 +99,13 @@ def test_variables_match_the_original_graph(vocabs):
     assert count_trainable(model) == original_parameter_count(*vocabs)
 
 
-def test_shapes_follow_a_non_default_config():
+def test_shapes_follow_a_non_default_config(Code2Seq):
     cfg = Code2SeqConfig(embedding_size=16, rnn_size=24, decoder_size=20)
     model = Code2Seq(*VOCABS, config=cfg)
     assert parameter_shape_mapping(model) == original_variable_shapes(*VOCABS, cfg)
 
 
-def test_table1_parameter_count_java_top10():
+def test_table1_parameter_count_java_top10(Code2Seq):
     # Fixed part: 2 path LSTMs (256*512 + 512) + dense 512*320 + memory 320*320
     # + decoder LSTM (768*1280 + 1280) + attention layer 640*320 = 1,718,528.
     fixed = 2 * (256 * 512 + 512) + 512 * 320 + 320 * 320 + 768 * 1280 + 1280 + 640 * 320
@@ -120,7 +128,7 @@ def _tf_lstm_step(x, h, c, kernel, bias):
     return torch.sigmoid(o) * torch.tanh(c), c
 
 
-def test_lstm_variables_compute_what_tf_would():
+def test_lstm_variables_compute_what_tf_would(Code2Seq):
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS)
     with torch.no_grad():
@@ -143,7 +151,7 @@ def test_lstm_variables_compute_what_tf_would():
     torch.testing.assert_close(h_n[0], h_tf)
 
 
-def test_path_encoder_is_the_bidirectional_lstm_over_packed_paths():
+def test_path_encoder_is_the_bidirectional_lstm_over_packed_paths(Code2Seq):
     # The prefix-sharing encoder must give nn.LSTM's final states over packed sequences, with the
     # same gradients: paths of every length (0 included), repeated paths and shared prefixes.
     torch.manual_seed(0)
@@ -179,7 +187,7 @@ def test_path_encoder_is_the_bidirectional_lstm_over_packed_paths():
 
 
 @pytest.mark.parametrize("mask_padded", [True, False])
-def test_padded_contexts_inputs_do_not_matter(mask_padded):
+def test_padded_contexts_inputs_do_not_matter(mask_padded, Code2Seq):
     cfg = dataclasses.replace(CFG, mask_padded_contexts=mask_padded)
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS, config=cfg).eval()
@@ -197,7 +205,7 @@ def test_padded_contexts_inputs_do_not_matter(mask_padded):
         torch.testing.assert_close(a, b)
 
 
-def test_padded_contexts_take_attention_mass_as_in_the_original():
+def test_padded_contexts_take_attention_mass_as_in_the_original(Code2Seq):
     # No memory_sequence_length in the original: each of a sample's 200 - n_valid padded slots (zero
     # key, score 0) takes exp(0) of the softmax and adds nothing to the attended context.
     torch.manual_seed(0)
@@ -206,6 +214,8 @@ def test_padded_contexts_take_attention_mass_as_in_the_original():
     batch, target = make_batch(2)
     mask = batch["context_mask"]
     contexts = model.encode(*inputs_only(batch))
+    if hasattr(model, "_memory"):  # the reference spells out the 200 slots, as the original's reader
+        contexts, mask = model._memory(contexts, mask)
     _, _, keys = model._start(contexts, mask)
     h = torch.randn(mask.shape[0], 320)
     _, alpha = model._attend(h, keys, contexts, mask)
@@ -214,7 +224,7 @@ def test_padded_contexts_take_attention_mass_as_in_the_original():
     total = exp_valid + (SLOTS - mask.sum(1))  # the softmax's denominator over 200 slots
     torch.testing.assert_close((alpha * mask).sum(1), exp_valid / total)
     torch.testing.assert_close(alpha[~mask], (1 / total).unsqueeze(1).expand_as(mask)[~mask])  # exp(0) each
-    assert torch.all(alpha.sum(1) < 0.5)  # 10 of 200 slots given: the rest of the mass went to padding
+    assert torch.all((alpha * mask).sum(1) < 0.5)  # 10 of 200 slots given: the rest of the mass went to padding
 
     # The same numbers as with the 200 slots spelled out (as the original's reader makes them), for
     # any width in between: the slots beyond the tensor count as padding.
@@ -280,7 +290,7 @@ class Nudged(nn.Module):
         return out
 
 
-def test_greedy_decodes_like_dynamic_decode_without_impute_finished():
+def test_greedy_decodes_like_dynamic_decode_without_impute_finished(Code2Seq):
     # Row 0 emits the end token at step 1, row 1 never; the others decode freely. As the original,
     # row 0 keeps decoding (next input: the end token's embedding) while row 1 runs, and keeps
     # those outputs; the batch runs all 7 steps.
@@ -372,7 +382,7 @@ class ScriptedProjection(nn.Module):
         return logits
 
 
-def test_greedy_keeps_outputs_after_eos_until_the_batch_ends():
+def test_greedy_keeps_outputs_after_eos_until_the_batch_ends(Code2Seq):
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS).eval()
     batch, _ = make_batch(3, batch=3)
@@ -409,7 +419,7 @@ class UnevenSteps(nn.Module):
         return logits
 
 
-def test_greedy_score_averages_only_decoded_steps():
+def test_greedy_score_averages_only_decoded_steps(Code2Seq):
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS).eval()
     batch, _ = make_batch(4, batch=1)
@@ -421,7 +431,7 @@ def test_greedy_score_averages_only_decoded_steps():
     assert score.item() == pytest.approx(sum(p) / 2, rel=1e-5)
 
 
-def test_study_score_is_a_softmax_over_the_top_10_logits_over_the_prediction_steps():
+def test_study_score_is_a_softmax_over_the_top_10_logits_over_the_prediction_steps(Code2Seq):
     """The study's patch: each step scored by the top-1 of a softmax over its 10 largest logits,
     averaged over the first len(filtered prediction) steps; the full softmax would score far lower
     with a flat tail of many targets."""
@@ -449,7 +459,7 @@ def test_target_step_mask_counts_subtokens_and_first_eos():
     assert target_step_mask(target).sum(1).tolist() == [3, 7, 1]
 
 
-def test_per_sample_loss_ignores_pad_steps():
+def test_per_sample_loss_ignores_pad_steps(Code2Seq):
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS).eval()
     batch, _ = make_batch(5, batch=2)
@@ -464,7 +474,7 @@ def test_per_sample_loss_ignores_pad_steps():
     assert torch.isfinite(loss).all() and (loss > 0).all()
 
 
-def test_loss_decreases_when_overfitting_a_tiny_batch():
+def test_loss_decreases_when_overfitting_a_tiny_batch(Code2Seq):
     torch.manual_seed(0)
     model = Code2Seq(*VOCABS)
     batch, target = make_batch(6)
@@ -485,7 +495,7 @@ def test_loss_decreases_when_overfitting_a_tiny_batch():
     assert after < 0.5 * before, (before, after)
 
 
-def test_deterministic_with_a_fixed_seed():
+def test_deterministic_with_a_fixed_seed(Code2Seq):
     def run():
         torch.manual_seed(123)
         model = Code2Seq(*VOCABS)
@@ -506,7 +516,7 @@ def test_deterministic_with_a_fixed_seed():
     assert torch.equal(ids_a, ids_b) and torch.equal(score_a, score_b)
 
 
-def test_optimizer_and_schedule_follow_the_original():
+def test_optimizer_and_schedule_follow_the_original(Code2Seq):
     model = Code2Seq(*VOCABS)
     optimizer = make_optimizer(model, CFG)
     group = optimizer.param_groups[0]
@@ -523,7 +533,7 @@ def test_start_token_and_special_ids():
     assert (PAD_ID, SOS_ID, EOS_ID) == (0, 2, 0)
 
 
-def test_greedy_and_loss_equals_separate_calls():
+def test_greedy_and_loss_equals_separate_calls(Code2Seq):
     torch.manual_seed(0)
     model = Code2Seq(30, 12, 9, Code2SeqConfig()).eval()
     b, c = 3, 7

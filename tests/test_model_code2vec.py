@@ -1,20 +1,23 @@
-"""code2vec: parameter parity with the study's formula, masking, learning."""
+"""code2vec: parameter parity with the study's formula, masking, learning; both implementations
+(code2vec.py, the reference, and code2vec_fast.py; their agreement: tests/test_reference_models.py)."""
 
 import math
 
 import pytest
 import torch
 
-from codemem.models import count_trainable
-from codemem.models.code2vec import (
-    Code2Vec,
-    Code2VecConfig,
-    expected_parameter_count,
-    make_optimizer,
-)
+from codemem.methodname import code2vec, code2vec_fast
+from codemem.methodname.code2vec import Code2VecConfig, expected_parameter_count
+from codemem.methodname.code2vec_fast import BlockwiseAdam, make_optimizer
+from codemem.task import count_trainable
 
 
-def test_parameter_count_matches_formula():
+@pytest.fixture(params=["reference", "fast"])
+def Code2Vec(request):  # the class under test, each implementation in turn
+    return {"reference": code2vec, "fast": code2vec_fast}[request.param].Code2Vec
+
+
+def test_parameter_count_matches_formula(Code2Vec):
     for sizes in [(1000, 500, 11), (52_345, 31_337, 261)]:
         model = Code2Vec(*sizes)
         assert count_trainable(model) == expected_parameter_count(*sizes)
@@ -22,7 +25,7 @@ def test_parameter_count_matches_formula():
     assert expected_parameter_count(1, 1, 1) == 128 + 128 + 384 + 384 * 384 + 384
 
 
-def test_original_parameter_shapes():
+def test_original_parameter_shapes(Code2Vec):
     model = Code2Vec(100, 50, 7)
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
     # The original's variables: WORDS_VOCAB, PATHS_VOCAB, TARGET_WORDS_VOCAB, TRANSFORM, ATTENTION.
@@ -35,7 +38,7 @@ def test_original_parameter_shapes():
     }
 
 
-def test_padding_contexts_do_not_matter():
+def test_padding_contexts_do_not_matter(Code2Vec):
     torch.manual_seed(0)
     model = Code2Vec(20, 20, 5).eval()
     contexts = torch.randint(1, 20, (2, 6, 3))
@@ -47,7 +50,7 @@ def test_padding_contexts_do_not_matter():
     assert torch.isfinite(model(empty)).all()
 
 
-def test_learns_a_tiny_task():
+def test_learns_a_tiny_task(Code2Vec):
     torch.manual_seed(0)
     model = Code2Vec(30, 30, 4, Code2VecConfig(dropout_keep=1.0))
     contexts = torch.randint(1, 30, (16, 8, 3))
@@ -62,7 +65,7 @@ def test_learns_a_tiny_task():
     assert loss.item() < first * 0.2
 
 
-def test_initialisers_are_the_originals():
+def test_initialisers_are_the_originals(Code2Vec):
     # Embeddings: variance_scaling(1.0, fan_out, uniform), fan_out = the last dimension.
     # TRANSFORM and ATTENTION are created without an initializer: TF1's glorot_uniform.
     torch.manual_seed(0)
@@ -79,17 +82,17 @@ def test_initialisers_are_the_originals():
         assert p.abs().max() > 0.95 * limits[name], name  # uniform over the whole range
 
 
-def test_optimizer_is_tf1_adam():
-    opt = make_optimizer(Code2Vec(10, 10, 3))
+@pytest.mark.parametrize("model_code", [code2vec, code2vec_fast])
+def test_optimizer_is_tf1_adam(model_code):
+    opt = model_code.make_optimizer(model_code.Code2Vec(10, 10, 3))
     group = opt.param_groups[0]
     assert (group["lr"], group["betas"], group["eps"]) == (1e-3, (0.9, 0.999), 1e-8)
+    assert isinstance(opt, torch.optim.Adam)
 
 
 @pytest.mark.parametrize("block_rows", [1, 7, 8192])
 def test_blockwise_adam_is_torch_adam_bit_for_bit(block_rows):
     # Same updates and same state as torch.optim.Adam's CPU path, whatever the block size.
-    from codemem.models.code2vec import BlockwiseAdam
-
     def run(make):
         torch.manual_seed(0)
         params = [torch.nn.Parameter(torch.randn(shape)) for shape in [(1000, 128), (384, 384), (384, 1), (5,)]]
@@ -110,4 +113,4 @@ def test_blockwise_adam_is_torch_adam_bit_for_bit(block_rows):
     for k, state in torch_state["state"].items():
         assert our_state["state"][k].keys() == state.keys()
         assert all(torch.equal(our_state["state"][k][name], value) for name, value in state.items())
-    assert make_optimizer(Code2Vec(10, 10, 3)).__class__ is BlockwiseAdam  # what CPU training uses
+    assert type(make_optimizer(code2vec_fast.Code2Vec(10, 10, 3))) is BlockwiseAdam  # what CPU training uses

@@ -5,18 +5,18 @@ import math
 import pytest
 import torch
 
-from codemem.extract import great
-from codemem.models import count_trainable
-from codemem.models.ggnn import GGNN, GGNNConfig
-from codemem.models.great import GREAT, GREATConfig
-from codemem.models.transformer import Transformer, TransformerConfig
-from codemem.models.varmisuse import (
+from codemem.task import count_trainable
+from codemem.varmisuse import great_format
+from codemem.varmisuse.ggnn import GGNN, GGNNConfig
+from codemem.varmisuse.great import GREAT, GREATConfig
+from codemem.varmisuse.pointer_model import (
     batch_accuracies,
     reduce_losses,
     sinusoidal_positions,
     varmisuse_losses,
     varmisuse_predictions,
 )
+from codemem.varmisuse.transformer import Transformer, TransformerConfig
 
 # Small configurations for forward passes; the architecture is the same, only the sizes shrink.
 SMALL = {"vocab_size": 50, "hidden": 32, "dropout": 0.0}
@@ -103,7 +103,7 @@ def test_positions_and_edge_mapping_follow_the_original():
     pe = sinusoidal_positions(3, 4)
     assert pe[2, 0] == pytest.approx(math.sin(2.0)) and pe[2, 3] == pytest.approx(math.cos(2 / 10000**1.5))
     # Relation i forward as type 2i, its reverse as 2i + 1, reverses after all forward edges.
-    assert great.loader_edges([[3, 5, 1, "enum_LAST_READ"], [0, 1, 9, "enum_SYNTAX"]]) == [
+    assert great_format.loader_edges([[3, 5, 1, "enum_LAST_READ"], [0, 1, 9, "enum_SYNTAX"]]) == [
         (2, 3, 5),
         (14, 0, 1),
         (3, 5, 3),

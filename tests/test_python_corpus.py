@@ -1,4 +1,4 @@
-"""stdlib-great's corpus (codemem.extract.python_corpus): files -> balanced splits, streamed, resumable.
+"""stdlib-great's corpus (codemem.varmisuse.python_corpus): files -> balanced splits, streamed, resumable.
 
 The streamed build is checked against `reference_build`, which holds every sample in memory and
 reads as the definition: split files (seeded), dedup functions in file order, balance each split
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codemem.extract import great
-from codemem.extract import python as P
-from codemem.extract import python_corpus as C
+from codemem.varmisuse import great_format
+from codemem.varmisuse import python_corpus as C
+from codemem.varmisuse import python_samples as P
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -97,7 +97,7 @@ def test_build_corpus(tmp_path):
     assert report["buggy_share"] == 0.5
     total = 0
     for split in C.SPLITS:
-        samples = list(great.read_shards(tmp_path / "out" / f"{split}.jsonl"))
+        samples = list(great_format.read_shards(tmp_path / "out" / f"{split}.jsonl"))
         info = report["splits"][split]
         assert len(samples) == info["samples"] == info["clean"] + info["buggy"]
         assert sum(s["has_bug"] for s in samples) == info["buggy"] == info["clean"]
@@ -163,8 +163,8 @@ def test_a_killed_build_resumes_where_it_stopped(tmp_path):
     config = P.StdlibGreatConfig(split=(0.6, 0.2, 0.2))
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from codemem.extract import python_corpus as C
-        from codemem.extract.python import StdlibGreatConfig
+        from codemem.varmisuse import python_corpus as C
+        from codemem.varmisuse.python_samples import StdlibGreatConfig
         C.CHECKPOINT_FILES = 3
         C.build_corpus(Path({str(root)!r}), Path({str(tmp_path / "killed")!r}), seed=1, workers=2,
                        config=StdlibGreatConfig(split=(0.6, 0.2, 0.2)), work_dir=Path({str(work)!r}))

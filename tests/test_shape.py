@@ -11,22 +11,22 @@ import torch
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from codemem import io, train
+from codemem import storage, train
 from codemem.__main__ import app
 from codemem.errors import MissingInputError
+from codemem.methodname.name_training import _vocabulary
 from codemem.params import ParamsError, from_dict
 from codemem.report import Experiment, table
-from codemem.runners import _vocabulary
 
-ROOT = io.Layout(io.Path(__file__).resolve().parents[1])
+ROOT = storage.Layout(storage.Path(__file__).resolve().parents[1])
 
 
 def test_dvc_yaml_names_the_paths_of_layout():
-    """Every build/, plots/ and metrics/ path dvc.yaml declares is one codemem.io.Layout names (or a
+    """Every build/, plots/ and metrics/ path dvc.yaml declares is one codemem.storage.Layout names (or a
     file in one of its folders), so a stage never writes where DVC does not look."""
     stages = YAML(typ="safe").load((ROOT.root / "dvc.yaml").read_text())["stages"]
-    layout = io.Layout()
-    named = {str(getattr(layout, k)) for k in dir(io.Layout) if isinstance(getattr(io.Layout, k), property)}
+    layout = storage.Layout()
+    named = {str(getattr(layout, k)) for k in dir(storage.Layout) if isinstance(getattr(storage.Layout, k), property)}
     declared = set()
     for stage in stages.values():
         for group in ("deps", "outs", "metrics"):
@@ -36,14 +36,14 @@ def test_dvc_yaml_names_the_paths_of_layout():
                     declared.add(path)
     assert declared
     for path in declared:
-        assert path in named or str(io.Path(path).parent) in named, path
+        assert path in named or str(storage.Path(path).parent) in named, path
 
 
 def test_atomic_dir_keeps_the_old_outputs_when_a_stage_fails(tmp_path):
     target = tmp_path / "out"
-    with io.atomic_dir(target) as tmp:
+    with storage.atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("first")
-    with pytest.raises(RuntimeError), io.atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError), storage.atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("half")
         raise RuntimeError("killed mid-stage")
     assert (target / "a.txt").read_text() == "first"
@@ -69,7 +69,7 @@ def test_a_user_error_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, monkey
 
 def test_missing_inputs_name_the_stage_to_run(tmp_path):
     with pytest.raises(MissingInputError, match=r"labels.tsv is missing: run the corrupt stage"):
-        io.load_noisy_labels(tmp_path)
+        storage.load_noisy_labels(tmp_path)
 
 
 def test_unreadable_and_foreign_checkpoints_are_set_aside(tmp_path):

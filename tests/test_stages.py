@@ -119,10 +119,13 @@ def test_a_checkpoint_resumes_only_the_same_settings_data_and_code(workdir, tiny
     # The measurement batch changes what code2seq's decoding returns: another checkpoint.
     other_batch = dataclasses.replace(params, train=dataclasses.replace(params.train, eval_batch_size=128))
     assert train.fingerprint(other_batch, files) != same
-    edited = workdir / "extra.py"
-    edited.write_text("# a change to the model code\n")
-    monkeypatch.setattr(train, "TRAINING_CODE", [*train.TRAINING_CODE, str(edited)])
-    changed_code = train.fingerprint(params, files)
+    # The model's code is part of it: the same file name with one more line is another checkpoint.
+    code = train.training_code()
+    model_file = train.PACKAGE / "methodname" / "code2vec.py"
+    assert model_file in code and train.PACKAGE / "methodname" / "code2vec_training.py" in code
+    edited = workdir / "code2vec.py"
+    edited.write_bytes(model_file.read_bytes() + b"# a change to the model code\n")
+    changed_code = train.fingerprint(params, files, code=[edited if f == model_file else f for f in code])
     assert changed_code != same
     assert train.load_checkpoint(checkpoint, changed_code, 1, "cpu") is None
 
@@ -136,16 +139,16 @@ def test_code2seq_measures_as_the_original_evaluates(workdir, tiny_corpus):
     # logits, averaged; `clean`: the full softmax's top-1 averaged over the sample's own steps.
     import torch
 
-    from codemem import io
-    from codemem.models import code2seq
-    from codemem.runners import Code2SeqRunner
+    from codemem import storage
+    from codemem.methodname import code2seq
+    from codemem.methodname.code2seq_training import Code2SeqTraining
 
     params = dataclasses.replace(small_params(tiny_corpus), model="code2seq")
     fetch.run(params)
     extract.run(params)
     corrupt.run(params)
     torch.manual_seed(0)
-    runner = Code2SeqRunner(io.load_samples(), io.load_noisy_labels(), 200, torch.device("cpu"),
+    runner = Code2SeqTraining(storage.load_samples(), storage.load_noisy_labels(), 200, torch.device("cpu"),
                             params.model_config())  # fmt: skip
     assert runner.study
     losses, scores, names = runner.measure_split("test", batch_size=7)
@@ -176,14 +179,14 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     name's probability under the full softmax)."""
     import torch
 
-    from codemem import io
-    from codemem.runners import Code2VecRunner
+    from codemem import storage
+    from codemem.methodname.code2vec_training import Code2VecTraining
 
     params = small_params(tiny_corpus)
     fetch.run(params)
     extract.run(params)
     corrupt.run(params)
-    samples = io.load_samples()
+    samples = storage.load_samples()
     test = samples.formats["c2v"].contexts["test"]
     test[0] = -1  # sample 0: no context at all
     # Sample 1 gets a renaming that changes none of its contexts (its variable was not sampled).
@@ -193,7 +196,7 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
 
     def runner(measure):
         torch.manual_seed(0)
-        return Code2VecRunner(samples, io.load_noisy_labels(), 200, torch.device("cpu"), params.model_config(),
+        return Code2VecTraining(samples, storage.load_noisy_labels(), 200, torch.device("cpu"), params.model_config(),
                               measure=measure)  # fmt: skip
 
     study, clean = runner("study"), runner("clean")
@@ -231,7 +234,7 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
 
 
 def test_vocabulary_caps_keep_the_most_frequent_as_the_originals_preprocessing():
-    from codemem.runners import _id_map
+    from codemem.methodname.name_training import _id_map
 
     used = np.array([[3, 1, -1], [3, 0, 1], [2, 3, -1]], dtype=np.int32)  # counts: 0:1 1:2 2:1 3:3
     assert _id_map(5, used).tolist() == [1, 2, 3, 4, 0, 0]  # uncapped: every used entry, in table order
@@ -246,30 +249,20 @@ def test_code2vec_target_cap_drops_training_samples_of_rare_names(workdir, tiny_
 
     import torch
 
-    from codemem import io
-    from codemem.runners import Code2VecRunner
+    from codemem import storage
+    from codemem.methodname.code2vec_training import Code2VecTraining
 
     params = small_params(tiny_corpus)
     fetch.run(params)
     extract.run(params)
     corrupt.run(params)
-    noisy = io.load_noisy_labels()
+    noisy = storage.load_noisy_labels()
     config = params.model_config()
-    whole = Code2VecRunner(io.load_samples(), noisy, 200, torch.device("cpu"), config)
-    capped = Code2VecRunner(io.load_samples(), noisy, 200, torch.device("cpu"),
+    whole = Code2VecTraining(storage.load_samples(), noisy, 200, torch.device("cpu"), config)
+    capped = Code2VecTraining(storage.load_samples(), noisy, 200, torch.device("cpu"),
                             dataclasses.replace(config, max_target_vocab=2, max_path_vocab=5))  # fmt: skip
     counts = {n: noisy.count(n) for n in set(noisy)}
     kept = sorted(counts, key=lambda n: (-counts[n], n))[:2]
     assert capped.names == ["<OOV>", *sorted(kept)] and len(whole.names) == len(counts) + 1
     assert set(capped.train_names) == set(kept) and len(capped.train_names) < len(whole.train_names)
     assert capped.vocab["paths"] == 5 + 1 and capped.vocab["tokens"] == whole.vocab["tokens"]
-
-
-def test_the_checkpoint_fingerprints_the_code_dvc_reruns_train_for():
-    """train.TRAINING_CODE and the train stage's code deps in dvc.yaml are one list, so a change that
-    makes DVC rerun train also makes it start over instead of resuming the old code's checkpoint."""
-    from ruamel.yaml import YAML
-
-    deps = YAML(typ="safe").load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["stages"]["train"]["deps"]
-    code = [d.removeprefix("src/codemem/").replace("${model}", "{model}") for d in deps if d.startswith("src/codemem/")]
-    assert code == train.TRAINING_CODE

@@ -17,10 +17,10 @@ import torch
 from lookalike import Server, small_corpus
 
 from codemem import corrupt, evaluate, extract, fetch, remote, train
-from codemem import varmisuse_training as V
-from codemem.extract import great
 from codemem.metrics import gini
+from codemem.model_configs import VarMisuseConfig
 from codemem.params import ParamsError, from_dict
+from codemem.varmisuse import bug_batches, bug_training, great_format
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 FIXTURE = Path(__file__).parent / "fixtures" / "great" / "dev"
@@ -69,7 +69,7 @@ def test_noise_rules_buggy_to_clean_and_clean_to_buggy():
     # Seven candidates: the shuffle differs between samples.
     assert len({tuple(n["repair_targets"]) for n in noisy if n["has_bug"]}) > 1
     for n in noisy:
-        great.validate_sample(n)
+        great_format.validate_sample(n)
 
 
 def test_noise_same_seed_same_flips():
@@ -86,31 +86,31 @@ def test_noise_same_seed_same_flips():
 # ---- batching and metrics ------------------------------------------------------------------------
 def test_token_budget_batching():
     lengths = np.random.default_rng(0).integers(5, 512, size=400)
-    batches = V.token_budget_batches(lengths, 2000, np.random.default_rng(1), buffer_batches=5)
+    batches = bug_batches.token_budget_batches(lengths, 2000, np.random.default_rng(1), buffer_batches=5)
     assert sorted(i for b in batches for i in b) == list(range(400))  # each sample once
     assert all(lengths[b].max() * len(b) <= 2000 for b in batches)
-    assert V.token_budget_batches(lengths, 2000, np.random.default_rng(1), buffer_batches=5) == batches
+    assert bug_batches.token_budget_batches(lengths, 2000, np.random.default_rng(1), buffer_batches=5) == batches
     # Similar lengths go together: far less padding than batches in the given order would need.
     padded = sum(lengths[b].max() * len(b) for b in batches)
     assert padded < 1.3 * lengths.sum()
-    assert V.token_budget_batches(np.array([3000, 10]), 2000, np.random.default_rng(0)) in ([[0], [1]], [[1], [0]])
-    greedy = V.measure_batches(lengths, 2000)
+    assert bug_batches.token_budget_batches(np.array([3000, 10]), 2000, np.random.default_rng(0)) in ([[0], [1]], [[1], [0]])
+    greedy = bug_batches.measure_batches(lengths, 2000)
     assert sorted(i for b in greedy for i in b) == list(range(400))
     assert all(lengths[b].max() * len(b) <= 2000 for b in greedy)
 
 
 def test_step_samples_walk_an_endless_seeded_stream():
-    steps = [V.step_samples(10, 4, k, seed=1) for k in range(5)]
+    steps = [bug_batches.step_samples(10, 4, k, seed=1) for k in range(5)]
     stream = np.concatenate(steps)
     assert all(sorted(stream[i : i + 10]) == list(range(10)) for i in (0, 10))  # passes 1 and 2
-    assert np.array_equal(V.step_samples(10, 4, 3, seed=1), steps[3])
+    assert np.array_equal(bug_batches.step_samples(10, 4, 3, seed=1), steps[3])
 
 
 def test_a_repair_mass_rounding_above_one_is_logged_as_zero_loss():
     """Every candidate a target (noise makes those of samples with <= 3 candidates): the pointer's
     mass is the whole softmax, which float32 can sum to 1 + 1.2e-7, a loss of -1.2e-7 that stopped
     the Gini (and the run) on an AVX-512 CPU."""
-    from codemem.models.varmisuse import varmisuse_losses
+    from codemem.varmisuse.pointer_model import varmisuse_losses
 
     logits = torch.randn(1, 12, 2, generator=torch.Generator().manual_seed(0)) * 3
     candidates = torch.zeros(1, 12)
@@ -120,9 +120,9 @@ def test_a_repair_mass_rounding_above_one_is_logged_as_zero_loss():
     assert abs(repair.item()) < 1e-6  # -1.19e-7 here; exactly 0 where the kernels round the other way
     crafted = torch.tensor([-1.1920929e-07, 0.5, 0.0])
     for losses in (repair, crafted, crafted.numpy()):
-        logged = V.logged_losses(losses)
+        logged = bug_training.logged_losses(losses)
         assert logged.min() >= 0 and gini(logged) >= 0
-    assert V.logged_losses(crafted).tolist() == [0.0, 0.5, 0.0]
+    assert bug_training.logged_losses(crafted).tolist() == [0.0, 0.5, 0.0]
 
 
 def test_accuracies_and_both_ginis_on_a_hand_computed_case():
@@ -133,7 +133,7 @@ def test_accuracies_and_both_ginis_on_a_hand_computed_case():
         "loc_loss": np.array([0.0, 1.0, 1.0, 2.0]), "repair_loss": np.array([1.0, 3.0, 0.0, 0.0]),
         "loc_prob": np.array([0.5, 0.25, 1.0, 0.25]), "repair_mass": np.array([0.9, 0.6, 0.0, 0.0]),
     }  # fmt: skip
-    s = V.summarize(m)
+    s = bug_training.summarize(m)
     # Localization, repair and joint over the two buggy samples, no-bug over the two clean ones.
     assert (s["loc_acc"], s["repair_acc"], s["joint_acc"], s["no_bug_acc"]) == (0.5, 1.0, 0.5, 0.5)
     # Gini: sum_ij |Li - Lj| / (2 n sum L). Location over all four: 2 * (1+1+2+0+1+1) / (2*4*4).
@@ -146,52 +146,52 @@ def test_accuracies_and_both_ginis_on_a_hand_computed_case():
 
 def test_one_edge_mapping_and_collate():
     edges = [[3, 5, 2, "enum_LAST_READ"], [0, 1, 9, "enum_NEXT_SYNTAX"], [1, 2, 99, "enum_UNKNOWN"]]
-    assert great.loader_edges(edges) == [(2, 3, 5), (16, 0, 1), (3, 5, 3), (17, 1, 0)]
-    split = V.encode_samples([sample(True, [1, 2, 3], loc=2, targets=[3]), sample(False, [4, 5])],
-                             great.GreatVocabulary(), 10, 512)  # fmt: skip
-    b = V.collate(split, [1, 0], "cpu")
+    assert great_format.loader_edges(edges) == [(2, 3, 5), (16, 0, 1), (3, 5, 3), (17, 1, 0)]
+    split = bug_batches.encode_samples([sample(True, [1, 2, 3], loc=2, targets=[3]), sample(False, [4, 5])],
+                             great_format.GreatVocabulary(), 10, 512)  # fmt: skip
+    b = bug_batches.collate(split, [1, 0], "cpu")
     assert b.subtokens.shape[:2] == (2, 12) and b.token_mask.all()
     assert b.has_bug.tolist() == [False, True] and b.error_location.tolist() == [0, 2]
     assert b.targets[1].nonzero().flatten().tolist() == [3] and b.candidates[0].nonzero().flatten().tolist() == [4, 5]
     assert b.edges.tolist() == [[0, 16, 1, 2], [0, 17, 2, 1], [1, 16, 1, 2], [1, 17, 2, 1]]
-    long = V.encode_samples([sample(False, [1]) | {"source_tokens": ["x"] * 600}], great.GreatVocabulary(), 10, 512)
+    long = bug_batches.encode_samples([sample(False, [1]) | {"source_tokens": ["x"] * 600}], great_format.GreatVocabulary(), 10, 512)
     assert len(long) == 0 and long.skipped_too_long == 1
 
 
 def test_a_split_lives_on_disk_and_reads_back_what_was_encoded(tmp_path):
-    vocab = great.GreatVocabulary()
+    vocab = great_format.GreatVocabulary()
     samples = [sample(True, [1, 2, 3, "x"], loc=2, targets=[3]), sample(False, [4, 5]),
                sample(False, [1]) | {"source_tokens": ["x"] * 600}, sample(True, [7], loc=7, targets=[7])]  # fmt: skip
-    split = V.encode_samples(samples, vocab, 10, 512, folder=tmp_path / "split")
+    split = bug_batches.encode_samples(samples, vocab, 10, 512, folder=tmp_path / "split")
     assert len(split) == 3 and split.skipped_too_long == 1
     assert split.line.tolist() == [0, 1, 3] and split.error_location.tolist() == [2, 0, 7]
     for i, source in zip(range(3), [samples[0], samples[1], samples[3]]):
         one = split.sample(i)
         expected = [vocab.encode(t, 10) for t in source["source_tokens"]]
         assert [row[row > 0].tolist() for row in one.tokens] == expected
-        assert one.edges.tolist() == [list(e) for e in great.loader_edges(source["edges"])]
+        assert one.edges.tolist() == [list(e) for e in great_format.loader_edges(source["edges"])]
         assert one.targets.tolist() == source["repair_targets"]
-        assert one.candidates.tolist() == great.candidate_positions(source)
+        assert one.candidates.tolist() == great_format.candidate_positions(source)
     # Only offsets and labels are in memory: the samples are in the files.
     assert sorted(p.name for p in (tmp_path / "split").iterdir()) == [
         "candidates.bin", "edges.bin", "index.npz", "targets.bin", "tokens.bin"]
 
 
 def test_an_encoded_split_is_cached_until_its_file_changes(tmp_path):
-    vocab, config = great.GreatVocabulary(), V.vm.VarMisuseConfig()
+    vocab, config = great_format.GreatVocabulary(), VarMisuseConfig()
     path, cache = tmp_path / "train.jsonl", tmp_path / "cache"
     path.write_text("".join(json.dumps(s) + "\n" for s in mixed(6)))
-    first = V.load_split(path, vocab, config, "corrupt", cache)
+    first = bug_batches.load_split(path, vocab, config, "corrupt", cache)
     (built,) = cache.glob("train-*")
     stamp = (built / "index.npz").stat().st_mtime_ns
-    again = V.load_split(path, vocab, config, "corrupt", cache)
+    again = bug_batches.load_split(path, vocab, config, "corrupt", cache)
     assert again.folder == built and (built / "index.npz").stat().st_mtime_ns == stamp  # not encoded again
     assert len(first) == len(again) == 6
     path.write_text("".join(json.dumps(s) + "\n" for s in mixed(4)))  # new noise, a new input
-    changed = V.load_split(path, vocab, config, "corrupt", cache)
+    changed = bug_batches.load_split(path, vocab, config, "corrupt", cache)
     assert len(changed) == 4 and [p.name for p in cache.glob("train-*")] == [changed.folder.name]
     (changed.folder / "index.npz").unlink()  # a run killed while encoding: built again
-    assert len(V.load_split(path, vocab, config, "corrupt", cache)) == 4
+    assert len(bug_batches.load_split(path, vocab, config, "corrupt", cache)) == 4
 
 
 # ---- params, fetch, extract ----------------------------------------------------------------------
@@ -227,7 +227,7 @@ def test_py150_great_needs_its_shards(workdir):
     assert manifest["shards"] == {"train": 1, "dev": 1, "eval": 1} and len(manifest["source_sha256"]) == 64
     counts = extract.run(params)
     assert (counts["train"], counts["dev"], counts["eval"]) == (3, 3, 3)
-    assert list(great.read_shards("build/samples/train.jsonl")) == list(great.read_shards(FIXTURE))
+    assert list(great_format.read_shards("build/samples/train.jsonl")) == list(great_format.read_shards(FIXTURE))
 
 
 def test_stdlib_fetch_records_python_and_hashes(workdir):

@@ -1,4 +1,4 @@
-"""codemem.extract.zip_pieces: an .npz deflated in pieces must read back like np.savez_compressed's."""
+"""codemem.methodname.zip_pieces: an .npz deflated in pieces must read back like np.savez_compressed's."""
 
 import os
 import random
@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from codemem.extract import zip_pieces
+from codemem.methodname import zip_pieces
 
 
 def test_combine_gives_the_crc_of_the_concatenation():

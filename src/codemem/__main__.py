@@ -90,7 +90,7 @@ def stage(fn):
     def wrapper(params: Path = PARAMS):
         import errno
 
-        from codemem import io
+        from codemem import storage
         from codemem.errors import UserError
         from codemem.params import load
 
@@ -103,7 +103,7 @@ def stage(fn):
             except OSError as e:  # a full disk where no writer said what it was writing
                 if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
-                with io.writing(Path(e.filename or "build"), "a stage output"):
+                with storage.writing(Path(e.filename or "build"), "a stage output"):
                     raise
         except UserError as e:
             console.print(f"[bold red]error[/] ({fn.__name__}): {e}", soft_wrap=True)  # one line, however long

@@ -20,9 +20,9 @@ import math
 import numpy as np
 
 from codemem import task
-from codemem.extract import great
-from codemem.io import PROJECT, Layout
 from codemem.params import Params
+from codemem.storage import PROJECT, Layout
+from codemem.varmisuse import great_format
 
 
 def corrupt_method_names(labels: list[str], noise: float, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
@@ -61,7 +61,7 @@ def flip_varmisuse(sample: dict, rng: np.random.Generator) -> dict:
         if "bug_kind" in sample:
             flipped |= {"bug_kind": 0, "bug_kind_name": "NONE"}
         return flipped
-    candidates = great.candidate_positions(sample)
+    candidates = great_format.candidate_positions(sample)
     if not candidates:
         return flipped
     rng.shuffle(candidates)

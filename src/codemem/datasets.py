@@ -38,7 +38,7 @@ class Archive:
 
     filename: str
     root: str
-    size_note: str  # what is known of its size (README, The study's datasets), for messages
+    size_note: str  # what is known of its size (docs/datasets.md), for messages
     max_expanded: int  # bytes the decompressed stream may reach before it is refused as a bomb
     folders: dict = field(default_factory=lambda: {"training": "train", "validation": "val", "test": "test"})
 

@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from codemem import io
+from codemem import storage
 from codemem.errors import UserError
 from codemem.progress import ByteProgress
 
@@ -160,11 +160,11 @@ def _transfer(url: str, part: Path, timeout: float, bar: ByteProgress) -> None:
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         if total is not None:  # refuse now rather than after hours of transfer
-            io.require_space(part, total - have, f"the rest of {url}")
+            storage.require_space(part, total - have, f"the rest of {url}")
         got = have
         bar.restart(have, total)
         # A full disk is the user's to fix, not a lost connection to retry: only reads are retried.
-        with io.writing(part, f"the download of {url}"), open(part, mode) as f:
+        with storage.writing(part, f"the download of {url}"), open(part, mode) as f:
             while True:
                 try:
                     chunk = response.read(CHUNK)

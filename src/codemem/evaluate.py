@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from codemem import io, task
+from codemem import storage, task
 from codemem.errors import MissingInputError
-from codemem.io import PROJECT, Layout
 from codemem.params import Params
+from codemem.storage import PROJECT, Layout
 
 STUDY_COLUMNS = ("epoch", "train", "test", "train_repair", "test_repair", "gini", "gini_repair", "csr")
 
@@ -57,17 +57,17 @@ def draw_scores(scores: np.ndarray, title: str, plots_dir: Path, ylabel: str) ->
 
 def run(params: Params, layout: Layout = PROJECT) -> dict:
     spec = task.get(params.task)
-    history = pd.read_csv(io.require(layout.epochs_csv, "train"))
+    history = pd.read_csv(storage.require(layout.epochs_csv, "train"))
     if history.empty:
         raise MissingInputError(f"{layout.epochs_csv} has no epochs: run the train stage first (`dvc repro train`)")
-    counts = json.loads(io.require(layout.logs / "counts.json", "train").read_text())
+    counts = json.loads(storage.require(layout.logs / "counts.json", "train").read_text())
     with np.load(layout.logs / "per_sample.npz") as z:
         scores = sorted_scores(z["test_score"])
     result = spec.final_metrics(history.iloc[-1], counts, params)
-    io.atomic_write(layout.metrics_json, json.dumps(result, indent=2) + "\n")
+    storage.atomic_write(layout.metrics_json, json.dumps(result, indent=2) + "\n")
     table = pd.DataFrame({"rank": np.arange(1, len(scores) + 1), "score": np.round(scores, 6)})
-    io.atomic_write(layout.plots / "scores.csv", table.to_csv(index=False))
-    io.atomic_write(layout.plots / "study.csv", study_table(history, spec.study_columns).to_csv(index=False))
+    storage.atomic_write(layout.plots / "scores.csv", table.to_csv(index=False))
+    storage.atomic_write(layout.plots / "study.csv", study_table(history, spec.study_columns).to_csv(index=False))
     if params.evaluate.figures:
         import matplotlib
 

@@ -32,11 +32,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from codemem import datasets, io
+from codemem import datasets, storage
 from codemem.errors import UserError
-from codemem.io import PROJECT, Layout, sha256_file
 from codemem.params import Params
 from codemem.progress import progress_bar
+from codemem.storage import PROJECT, Layout, sha256_file
 
 EXCLUDED_PARTS = ("jdk.localedata/",)
 EXCLUDED_NAMES = ("package-info.java", "module-info.java")
@@ -146,7 +146,7 @@ def write_corpus(source: Path, out_zip: Path) -> dict:
 
 def fetch_stdlib(params: Params, out_dir: Path) -> dict:
     """stdlib-great: the standard library's .py files (or those of the folder in fetch.source)."""
-    from codemem.extract.python_corpus import corpus_files, stdlib_version
+    from codemem.varmisuse.python_corpus import corpus_files, stdlib_version
 
     if params.fetch.source == "auto":
         root, origin = Path(sysconfig.get_paths()["stdlib"]), "Python standard library"
@@ -167,7 +167,7 @@ def fetch_stdlib(params: Params, out_dir: Path) -> dict:
         "implementation": version["implementation"],
         "source_sha256": version["sha256"],  # over relative paths and file contents
     }
-    with io.atomic_dir(out_dir) as tmp:
+    with storage.atomic_dir(out_dir) as tmp:
         total = write_zip([(rel, root / rel) for rel in files], _read_file, tmp / "corpus.zip")
         manifest |= {"files": len(files), "bytes": total, "kind": "folder"}
         manifest["corpus_sha256"] = sha256_file(tmp / "corpus.zip")
@@ -175,7 +175,7 @@ def fetch_stdlib(params: Params, out_dir: Path) -> dict:
     return manifest
 
 
-GREAT_SPLITS = io.VARMISUSE_SPLITS
+GREAT_SPLITS = storage.VARMISUSE_SPLITS
 
 
 def great_shards(root: Path) -> list[tuple[str, Path]]:
@@ -211,7 +211,7 @@ def fetch_great_shards(params: Params, out_dir: Path) -> dict:
         "shards": splits,
         "shard_sha256": shard_sha,
     }
-    with io.atomic_dir(out_dir) as tmp:
+    with storage.atomic_dir(out_dir) as tmp:
         total = write_zip(members, _read_file, tmp / "corpus.zip")
         manifest |= {"files": len(members), "bytes": total, "kind": "folder"}
         manifest["corpus_sha256"] = sha256_file(tmp / "corpus.zip")
@@ -261,7 +261,7 @@ def run(params: Params, layout: Layout = PROJECT) -> dict:
             "version": version,
             "source_sha256": sha256_file(source) if source.is_file() else None,
         }
-        with io.atomic_dir(out_dir) as tmp:
+        with storage.atomic_dir(out_dir) as tmp:
             manifest |= write_corpus(source, tmp / "corpus.zip")
             manifest["corpus_sha256"] = sha256_file(tmp / "corpus.zip")
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -18,7 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from codemem import datasets, models
+from codemem import datasets, task
 from codemem.errors import UserError
 
 
@@ -79,6 +79,11 @@ class TrainParams:
     # VarMisuse: samples measured after each step, per split (a fixed seeded subset; 0 = all). The
     # original evaluates at most 25,000 held-out samples (max_valid_samples).
     measure_samples: int = 25_000
+    # MethodName: which code computes code2vec and code2seq. fast (default): code2vec_fast.py and
+    # code2seq_fast.py; reference: code2vec.py and code2seq.py, written as the originals compute
+    # (nn.LSTM, bmm, nn.Dropout, torch.optim.Adam). The same models and parameters; dropout draws
+    # differ, so the numbers agree within rounding only with dropout off (tests/test_reference_models.py).
+    implementation: str = "fast"
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,7 @@ class Params:
     def model_config(self, name: str | None = None):
         """The chosen model's config dataclass: its defaults, overridden by params.yaml's section."""
         name = name or self.model
-        return _build(models.get(name).config_class, self.model_sections.get(name, {}), name)
+        return _build(task.model(name).config_class, self.model_sections.get(name, {}), name)
 
 
 def _build(cls, values: dict[str, Any], where: str):
@@ -188,12 +193,12 @@ def from_dict(raw: dict[str, Any]) -> Params:
         if key in raw and not isinstance(raw[key], dict | None):
             continue  # _build reports the wrong type
         raw[key] = {**defaults, **(raw.get(key) or {})}
-    sections = {n: raw.pop(n) for n in list(raw) if n in models.names()}
+    sections = {n: raw.pop(n) for n in list(raw) if n in task.model_names()}
     unknown = sorted(set(raw) - top)
     if unknown:
         raise ParamsError(
             f"params.yaml: unknown top-level key(s) {', '.join(unknown)}; valid: "
-            f"{', '.join(sorted(top | set(models.names())))}"
+            f"{', '.join(sorted(top | set(task.model_names())))}"
         )
     p = Params()
     scalars = {k: _coerce(raw[k], getattr(p, k), k) for k in ("dataset", "model", "noise", "seed", "profile")
@@ -211,9 +216,9 @@ def from_dict(raw: dict[str, Any]) -> Params:
 def validate(p: Params) -> None:
     if p.dataset not in datasets.names():
         raise ParamsError(f"params.yaml: dataset `{p.dataset}` is unknown; choose one of {', '.join(datasets.names())}")
-    if p.model not in models.names():
-        raise ParamsError(f"params.yaml: model `{p.model}` is unknown; choose one of {', '.join(models.names())}")
-    fitting = models.names(task=p.task)
+    if p.model not in task.model_names():
+        raise ParamsError(f"params.yaml: model `{p.model}` is unknown; choose one of {', '.join(task.model_names())}")
+    fitting = task.model_names(p.task)
     if p.model not in fitting:
         raise ParamsError(
             f"params.yaml: model `{p.model}` does not fit dataset `{p.dataset}` (task {p.task}); "
@@ -245,6 +250,7 @@ def validate(p: Params) -> None:
          "extract.split must be three non-negative shares (train, val, test) summing to 1 with test > 0"),
         (p.train.measure in ("study", "clean"), "train.measure must be study or clean"),
         (p.train.heldout in ("dev", "eval"), "train.heldout must be dev (the study's) or eval"),
+        (p.train.implementation in ("fast", "reference"), "train.implementation must be fast or reference"),
         (p.train.device == "auto" or p.train.device == "cpu" or p.train.device.startswith("cuda"),
          "train.device must be auto, cpu, cuda or cuda:N"),
     ]
@@ -252,6 +258,46 @@ def validate(p: Params) -> None:
         if not ok:
             raise ParamsError(f"params.yaml: {message}")
     p.model_config()  # a bad model section fails here, before any stage starts
+    refuse_inert(p)
+
+
+def _varmisuse(p: Params) -> bool:
+    return p.task == "varmisuse"
+
+
+def _methodname(p: Params) -> bool:
+    return p.task == "methodname"
+
+
+# Settings that do nothing for some tasks or datasets: (setting, where it does nothing, what to do instead).
+INERT = [
+    ("train.batch_size", _varmisuse, "VarMisuse batches by tokens: set <model>.max_batch_tokens"),
+    ("train.eval_batch_size", _varmisuse, "VarMisuse measures in token-budget batches (<model>.max_batch_tokens)"),
+    ("train.samples_per_step", _methodname, "MethodName trains in epochs over the whole training split"),
+    ("train.measure_samples", _methodname, "MethodName measures every training and test sample"),
+    ("train.heldout", _methodname, "MethodName measures its test split"),
+    ("train.implementation", _varmisuse, "only code2vec and code2seq have a reference and a fast implementation"),
+    *[(f"extract.{k}", _varmisuse, "it shapes MethodName's path-contexts only")
+      for k in ("max_path_length", "max_path_width", "max_contexts", "max_contexts_stored", "top_names", "per_name")],
+    ("extract.split", lambda p: datasets.get(p.dataset).kind in ("java-archive", "great-shards"),
+     "the archive's (or shards') own training / validation / test folders are the splits"),
+    ("extract.top_names", lambda p: datasets.get(p.dataset).kind == "java-archive",
+     "java-top10 takes the study's ten names; java-small/med/large take every method"),
+    ("fetch.shards", lambda p: p.dataset != "py150-great", "only py150-great is downloaded in shards"),
+    ("fetch.parallel", lambda p: p.dataset != "py150-great", "only py150-great is downloaded in shards"),
+]
+
+
+def refuse_inert(p: Params) -> None:
+    """A setting changed from its default (under the profile) where it does nothing is an error: whoever
+    set it expects an effect."""
+    for key, inert, instead in INERT:
+        section, name = key.split(".")
+        value = getattr(getattr(p, section), name)
+        default = PROFILES[p.profile].get(section, {}).get(name, getattr(type(getattr(p, section))(), name))
+        if value != default and inert(p):
+            raise ParamsError(f"params.yaml: `{key}` = {value!r} does nothing for model {p.model} on dataset "
+                              f"{p.dataset} ({instead}); remove it or set it back to {default!r}")
 
 
 def load(path: str | Path = "params.yaml") -> Params:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from importlib import resources
 from pathlib import Path
 
-from codemem import archive, datasets, io
+from codemem import archive, datasets, storage
 from codemem.download import DownloadError, Expected, download, git_blob_sha1, mismatch, sha256_of
 from codemem.errors import UserError
 from codemem.params import Params
@@ -52,7 +52,7 @@ def load_checksums(path: Path = CHECKSUMS) -> dict:
 
 def _record(path: Path, name: str, entry: dict) -> None:
     table = load_checksums(path) | {name: entry}
-    io.atomic_write(path, json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+    storage.atomic_write(path, json.dumps(dict(sorted(table.items())), indent=2) + "\n")
 
 
 def _copy_verified(source: Path, dest: Path, expected: Expected) -> None:
@@ -110,7 +110,7 @@ def fetch_archive(params: Params, out_dir: Path, data_dir: Path = DATA, checksum
         "bytes": local.stat().st_size,
         "kind": "archive",
     }
-    with io.atomic_dir(out_dir) as tmp:
+    with storage.atomic_dir(out_dir) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -199,6 +199,6 @@ def fetch_great(params: Params, out_dir: Path, data_dir: Path = DATA, table: Pat
         "shard_git_sha1": dict(shards),
         "kind": "shards",
     }
-    with io.atomic_dir(out_dir) as tmp:
+    with storage.atomic_dir(out_dir) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {k: v for k, v in manifest.items() if k != "shard_git_sha1"}

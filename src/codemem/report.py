@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from codemem import models
+from codemem import task
 from codemem.errors import UserError
 from codemem.progress import log
 
@@ -244,7 +244,7 @@ def draw(experiments: list[Experiment], plots_dir: Path) -> list[Path]:
             return False
         _band(ax, [f["score"] for f in frames], frames[0]["rank"], color, "-", label)
         # MethodName: the predicted name's softmax probability; VarMisuse: the predicted location's.
-        what = "location" if runs[0].model in models.names("varmisuse") else "name"
+        what = "location" if runs[0].model in task.model_names("varmisuse") else "name"
         ax.set(xlabel="test samples, by average score", ylabel=f"probability of the predicted {what}", ylim=(0, 1.02))
         return True
 

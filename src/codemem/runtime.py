@@ -59,7 +59,7 @@ def bound_heap_growth(threshold: int = 1 << 20) -> bool:
     By default glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, so
     torch's per-batch tensors end up on the heap. A fixed threshold looked like a cure for code2vec's
     heap growth (one measurement pass: 753 instead of 1,357 MiB) but on a whole epoch it was not:
-    4.57 GB peak RSS and unfinished after 10.8 min, against 1.88 GB and 4.3 min (README), so the
+    4.57 GB peak RSS and unfinished after 10.8 min, against 1.88 GB and 4.3 min (docs/benchmarks.md), so the
     stages do not call this; `repro/bench.py --heap-threshold` does, to measure it. Returns False
     where the C library is not glibc (then nothing changes).
     """

@@ -2,25 +2,26 @@
 
 The stages never branch on the task. `extract`, `corrupt` and `evaluate` call the `Task` of the
 dataset (`get(params.task)`); `train` runs one loop (codemem.train) over the `Training` the task
-prepares. A new task implements these two classes and registers below; a new model of an existing
-task registers in codemem.models.
+prepares. Each task is a package (codemem.methodname, codemem.varmisuse) whose `__init__` holds its
+`TaskSpec`: the Task, and each model's configuration, model and training. A new task is a package with
+a spec, named in `TASKS`; a new model of a task is one more `ModelSpec` in its package's spec.
 """
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-if TYPE_CHECKING:  # annotations only: fetch, extract and corrupt dispatch through here without torch
+if TYPE_CHECKING:  # annotations only: params validation reads the specs here without numpy or torch
+    import numpy as np
+    import pandas as pd
     import torch
 
-from codemem.io import Layout
-from codemem.params import Params
+    from codemem.params import Params
+    from codemem.storage import Layout
 
 
 class Training(ABC):
@@ -112,11 +113,73 @@ class Task(ABC):
         """plots/curves.png from epochs.csv."""
 
 
-_MODULES = {"methodname": "codemem.methodname", "varmisuse": "codemem.varmisuse"}
+def _load(where: str):
+    """`package.module:Name` -> the object, imported on first use (`--help` and params stay fast)."""
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model: its name in params.yaml, its defaults (codemem.model_configs, without torch), the
+    nn.Module and the Training that prepares its data and measures it."""
+
+    name: str
+    config: str  # codemem.model_configs.<config>
+    model: str  # module:Class
+    training: str  # module:Class
+
+    @property
+    def config_class(self):
+        from codemem import model_configs
+
+        return getattr(model_configs, self.config)
+
+    @property
+    def model_class(self):
+        return _load(self.model)
+
+    @property
+    def training_class(self):
+        return _load(self.training)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    task: str  # module:Name of the Task instance
+    models: tuple[ModelSpec, ...]
+
+
+TASKS = ("methodname", "varmisuse")  # each a package codemem.<name> holding SPEC
+
+
+def spec(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+    return importlib.import_module(f"codemem.{name}").SPEC
 
 
 def get(name: str) -> Task:
-    """The task's implementation, imported on first use (so `--help` stays fast)."""
-    if name not in _MODULES:
-        raise KeyError(f"unknown task {name!r}; known: {', '.join(_MODULES)}")
-    return importlib.import_module(_MODULES[name]).TASK
+    """The task's implementation, imported on first use."""
+    return _load(spec(name).task)
+
+
+def model_names(task: str | None = None) -> list[str]:
+    return [m.name for t in TASKS if task in (None, t) for m in spec(t).models]
+
+
+def model(name: str) -> ModelSpec:
+    found = [m for t in TASKS for m in spec(t).models if m.name == name]
+    if not found:
+        raise KeyError(f"unknown model {name!r}; choose one of {', '.join(model_names())}")
+    return found[0]
+
+
+def task_of(model_name: str) -> str:
+    return next(t for t in TASKS if any(m.name == model_name for m in spec(t).models))
+
+
+def count_trainable(module) -> int:
+    """Trainable parameters, the number the study's Table 1 reports per model and dataset."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

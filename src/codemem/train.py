@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codemem import distributed, io, task
+from codemem import distributed, storage, task
 from codemem.errors import DeviceError, Interrupted
-from codemem.io import PROJECT, Layout, sha256_file
-from codemem.models import count_trainable
 from codemem.params import Params
 from codemem.progress import log, progress_bar
+from codemem.storage import PROJECT, Layout, sha256_file
+from codemem.task import count_trainable
 
 
 def choose_device(name: str) -> torch.device:
@@ -49,30 +49,32 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# The code a checkpoint's numbers depend on: the train stage's code deps in dvc.yaml, the same list
-# (tests/test_stages.py checks it). After a change to any of it DVC reruns train, which must then start
-# over rather than resume the old code's run.
 PACKAGE = Path(__file__).resolve().parent
-TRAINING_CODE = ["__init__.py", "__main__.py", "params.py", "datasets.py", "models/__init__.py", "models/configs.py",
-                 "errors.py", "progress.py", "runtime.py", "train.py", "distributed.py", "task.py", "metrics.py",
-                 "io.py", "methodname.py", "varmisuse.py", "runners.py", "varmisuse_training.py",
-                 "extract/__init__.py", "extract/great.py", "data", "models/dropout.py", "models/code2vec.py",
-                 "models/code2seq.py", "models/varmisuse.py", "models/transformer.py", "models/{model}.py"]  # fmt: skip
 
 
-def training_code_digest(model: str) -> str:
+def training_code() -> list[Path]:
+    """The code a checkpoint's numbers depend on: every codemem source file this process has loaded
+    once the run is prepared (its task, training and model modules and what they import), and the
+    package's data (the VarMisuse vocabulary). Derived, not listed: the end-to-end tests check that
+    the train stage's dvc.yaml deps hold every file a training imports, so a change that makes DVC
+    rerun train also makes the run start over rather than resume the old code's checkpoint."""
+    loaded = {Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
+    data = {f for f in (PACKAGE / "data").rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    return sorted({f for f in loaded if f.is_relative_to(PACKAGE) and f.suffix == ".py"} | data)
+
+
+def training_code_digest(code: list[Path]) -> str:
     h = hashlib.sha256()
-    for name in dict.fromkeys(n.format(model=model) for n in TRAINING_CODE):
-        path = PACKAGE / name
-        for f in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
-            h.update(f"{name}:{f.relative_to(path) if path.is_dir() else ''}".encode() + b"\0" + f.read_bytes())
+    for f in code:
+        name = f.relative_to(PACKAGE).as_posix() if f.is_relative_to(PACKAGE) else f.name
+        h.update(name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 
-def fingerprint(params: Params, files: list[Path], world: int = 1) -> str:
+def fingerprint(params: Params, files: list[Path], world: int = 1, code: list[Path] | None = None) -> str:
     """What a checkpoint must match to be resumed: the inputs, every setting that shapes training and
-    the training code."""
-    h = hashlib.sha256(training_code_digest(params.model).encode())
+    the training code (`training_code()` unless given)."""
+    h = hashlib.sha256(training_code_digest(training_code() if code is None else code).encode())
     # Not epochs (a longer run may extend a shorter one), nor what cannot change the numbers. The
     # measurement batch can (code2seq's decoding depends on it), so it is in.
     ignored = ("epochs", "device", "threads", "processes")  # processes: `world` below
@@ -105,9 +107,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
     a full disk neither (refused first when the free space is known to be short)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    io.require_space(tmp, _nbytes(state) + (1 << 20), "the training checkpoint")
+    storage.require_space(tmp, _nbytes(state) + (1 << 20), "the training checkpoint")
     try:
-        with io.writing(tmp, "the training checkpoint"):
+        with storage.writing(tmp, "the training checkpoint"):
             torch.save(state, tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -250,7 +252,7 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
         f"{params.epochs} {training.unit}s")  # fmt: skip
 
     if group.main:  # the checkpoint: the model and Adam's two moments (refused now, not after an epoch)
-        io.require_space(layout.checkpoint, 3 * _nbytes(model.state_dict()), "the training checkpoint")
+        storage.require_space(layout.checkpoint, 3 * _nbytes(model.state_dict()), "the training checkpoint")
     print_ = fingerprint(params, training.input_files, group.world)
     history: list[dict] = []
     per_sample: dict[str, list[np.ndarray]] = {}
@@ -338,15 +340,15 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     if not group.main:  # only rank 0 writes the outputs (and returns the history, which the CLI prints)
         return []
     model_extra, arrays, counts = training.outputs()
-    with io.atomic_dir(layout.model) as tmp:
+    with storage.atomic_dir(layout.model) as tmp:
         torch.save({"model": model.state_dict(), **model_extra}, tmp / "model.pt")
-    with io.atomic_dir(layout.logs) as tmp:
+    with storage.atomic_dir(layout.logs) as tmp:
         np.savez_compressed(tmp / "per_sample.npz", **{k: np.stack(v) for k, v in per_sample.items()}, **arrays)
         counts |= {"parameters": count_trainable(model), "device": str(device)}
         if group.active:
             counts["processes"] = group.world
         (tmp / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
-    io.write_epochs_csv(history, layout.epochs_csv, spec.epoch_columns)
+    storage.write_epochs_csv(history, layout.epochs_csv, spec.epoch_columns)
     return history
 
 

@@ -1,6 +1,6 @@
 """A folder of Python files -> stdlib-great's train/dev/eval.jsonl, streamed in flat memory on all cores.
 
-`codemem.extract.python` makes one file's samples; this module makes a corpus of them at any size
+`codemem.varmisuse.python_samples` makes one file's samples; this module makes a corpus of them at any size
 (the standard library's 22,000 samples or a Py150-sized corpus of millions) without holding them:
 
 1. Files are split train/dev/eval by a seeded shuffle of the sorted file list, before anything else,
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codemem import io
+from codemem import storage
 from codemem.progress import progress_bar
 
 SPLITS = ("train", "dev", "eval")
@@ -104,7 +104,7 @@ def process_file(root: str, rel: str, seed: int, config, lines_path: str) -> dic
     [(order key, offset, length) of the clean sample], [the same of each buggy one]); or the reason the
     file was skipped. The lines go to disk as they are made, so neither this process nor the main one
     ever holds a file's samples (sympy's rubi rules make ~50 MB of them from one file)."""
-    from codemem.extract import python as stdlib_great  # tree-sitter: only where files are parsed
+    from codemem.varmisuse import python_samples  # tree-sitter: only where files are parsed
 
     try:
         data = (Path(root) / rel).read_bytes()
@@ -127,9 +127,9 @@ def process_file(root: str, rel: str, seed: int, config, lines_path: str) -> dic
             return order_key(sample), start, len(line)
 
         try:
-            for key, samples in stdlib_great.file_samples(data, rel, rng, config, res["stats"]):
+            for key, samples in python_samples.file_samples(data, rel, rng, config, res["stats"]):
                 res["functions"].append((int(key[:16], 16), [place(samples[0])], [place(s) for s in samples[1:]]))
-        except stdlib_great.Skip as e:
+        except python_samples.Skip as e:
             return res | {"skip": str(e), "functions": []}
     return res | {"lines": lines_path}
 
@@ -295,7 +295,7 @@ def build_corpus(root: Path, out_dir: Path, *, seed: int, config=None, workers: 
     it. `work_dir`: where the spills and the resume point live (kept by the caller until the output is
     safe, then deleted); None = a temporary folder, so a killed run starts over.
     """
-    from codemem.extract.python import StdlibGreatConfig
+    from codemem.varmisuse.python_samples import StdlibGreatConfig
 
     t0 = time.time()
     config = config or StdlibGreatConfig()
@@ -322,7 +322,7 @@ def build_corpus(root: Path, out_dir: Path, *, seed: int, config=None, workers: 
                 # The pool is forked before the progress bar starts its thread.
                 pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and start < len(files) else None
                 try:
-                    with io.writing(work, "stdlib-great's spills"):
+                    with storage.writing(work, "stdlib-great's spills"):
                         results = progress_bar(_results(tasks, pool, workers), "extract: files", total=len(files) - start)
                         for i, res in enumerate(results, start):
                             spills.add(res | {"split": SPLITS[split_of[i]]})
@@ -334,7 +334,7 @@ def build_corpus(root: Path, out_dir: Path, *, seed: int, config=None, workers: 
                         pool.terminate()
         finally:
             spills.close()
-        with io.writing(out_dir, "the balanced samples"):
+        with storage.writing(out_dir, "the balanced samples"):
             skipped, tail = _finish(work, out_dir, spills, seed)
     files_report = {"seen": len(files), "used": len(files) - len(skipped),
                     "skipped": dict(Counter(skipped.values())), "skipped_files": skipped}

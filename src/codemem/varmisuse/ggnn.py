@@ -13,8 +13,8 @@ The input embeddings carry sinusoidal positions, added by the shared model as in
 import torch
 from torch import nn
 
-from codemem.models.configs import GGNNConfig
-from codemem.models.varmisuse import VarMisuseModel, glorot_
+from codemem.model_configs import GGNNConfig
+from codemem.varmisuse.pointer_model import VarMisuseModel, glorot_
 
 
 class GGNNLayer(nn.Module):

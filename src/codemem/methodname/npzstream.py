@@ -1,4 +1,4 @@
-"""contexts.npz (the layout of `codemem.io.save_samples`) written row by row from the per-split text files.
+"""contexts.npz (the layout of `codemem.storage.save_samples`) written row by row from the per-split text files.
 
 `np.savez_compressed` needs every array in memory at once: for Java-Small that is gigabytes of
 (n, contexts, 3) int32 rows. An .npz is a zip of .npy files, so each array is written here as a zip
@@ -9,7 +9,7 @@ chunk of text lines -- and `np.load` reads the result like any other. Only the s
 With a process pool a chunk's work is split around the one step that must be serial: a worker
 parses its lines into ids of the chunk's own (`_encode_chunk`), this process maps those onto the
 global tables in chunk order, and a worker pads and deflates the rows (`_pack_rows`, as pieces of
-one deflate stream: `codemem.extract.zip_pieces`); this process only appends the pieces. The
+one deflate stream: `codemem.methodname.zip_pieces`); this process only appends the pieces. The
 serial part is then ~50 of the ~380 CPU seconds of Java-Small's file, so more cores help.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codemem import io
-from codemem.extract.zip_pieces import Piece, ZipPieces, piece
+from codemem import storage
+from codemem.methodname.zip_pieces import Piece, ZipPieces, piece
 
 _FIELDS = ("var_owner", "var_token", "occ_var", "occ_ctx", "occ_side")
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -189,14 +189,14 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
     of its own; this process maps the chunks' tables onto the global ones in chunk order (the same
     ids as one serial pass); the workers pad and deflate the rows, and this process writes them."""
     counts = {}
-    n = {s: json.loads((work / s / "done.json").read_text())["samples"] for s in io.METHODNAME_SPLITS}
+    n = {s: json.loads((work / s / "done.json").read_text())["samples"] for s in storage.METHODNAME_SPLITS}
     labels = _Table()
-    split_labels: dict[str, list[int]] = {s: [] for s in io.METHODNAME_SPLITS}
+    split_labels: dict[str, list[int]] = {s: [] for s in storage.METHODNAME_SPLITS}
     in_flight = 4  # chunks out at once: two per worker on the 2-core machine; bounds memory
     with ZipPieces(out) as z:
         for k, fmt in enumerate(("c2v", "c2s")):
             tokens, paths = _Table(), _Table()
-            for split in io.METHODNAME_SPLITS:
+            for split in storage.METHODNAME_SPLITS:
                 width = stored if fmt == "c2s" and split == "train" else max_contexts
                 header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<i4")), "fortran_order": False,
                           "shape": (n[split], width, 3)}  # fmt: skip
@@ -229,13 +229,13 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
             _write_strings(z, f"{fmt}_paths", list(paths), pool)
             del paths
         _write_strings(z, "labels", list(labels), pool)
-        for split in io.METHODNAME_SPLITS:
+        for split in storage.METHODNAME_SPLITS:
             _write_array(z, f"{split}_label", np.array(split_labels[split], dtype=np.int32))
     return counts
 
 
 def _variants(path: Path, k: int, tokens: dict) -> tuple[list, ...]:
-    """owner, token, occ_var, occ_ctx, occ_side of format k's variants (see codemem.io.Variants)."""
+    """owner, token, occ_var, occ_ctx, occ_side of format k's variants (see codemem.storage.Variants)."""
     owner, token, occ_var, occ_ctx, occ_side = [], [], [], [], []
     if path.exists():
         with open(path) as f:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codemem.models.configs import VarMisuseConfig
+from codemem.model_configs import VarMisuseConfig
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:

@@ -14,9 +14,9 @@ query at `to` attend to the key at `from` (the same direction in which a GGNN pa
 import torch
 from torch import nn
 
-from codemem.models.configs import GREATConfig
-from codemem.models.transformer import SelfAttention, Transformer, TransformerConfig
-from codemem.models.varmisuse import glorot_
+from codemem.model_configs import GREATConfig
+from codemem.varmisuse.pointer_model import glorot_
+from codemem.varmisuse.transformer import SelfAttention, Transformer, TransformerConfig
 
 
 class EdgeBiasedAttention(SelfAttention):

@@ -1,8 +1,8 @@
 """The VarMisuse task (Transformer, GREAT, GGNN): locate a misused variable and point at its repair.
 
-Samples are GREAT-format JSON lines (codemem.extract.varmisuse); the noise flips training labels
+Samples are GREAT-format JSON lines (codemem.varmisuse.bug_datasets); the noise flips training labels
 (`corrupt.corrupt_varmisuse`); training and the per-step measurements are
-codemem.varmisuse_training's; the final metrics are the original's four accuracies on the held-out
+codemem.varmisuse.bug_training's; the final metrics are the original's four accuracies on the held-out
 samples and on the noisy training samples, the Gini coefficients of the per-sample location and
 repair losses and the mean probability of the predicted location.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from codemem import io
-from codemem.extract import great
-from codemem.io import Layout
+from codemem import storage
 from codemem.params import Params
+from codemem.storage import Layout
 from codemem.task import Task
+from codemem.varmisuse import great_format
 
 # ---- codemem.task.Task ----------------------------------------------------------------------------
 # epochs.csv column -> metrics.json key (held-out accuracies without a prefix, as the study reports).
@@ -51,15 +51,15 @@ class VarMisuse(Task):
                      "test_repair": "test_repair_acc", "gini": "gini_loc", "gini_repair": "gini_repair"}  # fmt: skip
 
     def extract(self, params: Params, layout: Layout) -> dict:
-        from codemem.extract import varmisuse
+        from codemem.varmisuse import bug_datasets
 
-        return varmisuse.run(params, layout)
+        return bug_datasets.run(params, layout)
 
     def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
         """Flip a share of the training labels; flips.tsv records each flipped sample's new label."""
         from codemem.corrupt import corrupt_varmisuse  # here: extract and train need not import it
 
-        samples = list(great.read_shards(io.require(layout.samples / "train.jsonl", "extract"), validate=False))
+        samples = list(great_format.read_shards(storage.require(layout.samples / "train.jsonl", "extract"), validate=False))
         noisy, flipped = corrupt_varmisuse(samples, params.noise, rng)
         rows = ["sample\ttrue_bug\tnoisy_bug\terror_location\trepair_targets"]
         rows += [f"{i}\t{int(samples[i]['has_bug'])}\t{int(noisy[i]['has_bug'])}\t{noisy[i]['error_location']}\t"
@@ -70,14 +70,14 @@ class VarMisuse(Task):
             "buggy_to_clean": buggy_to_clean, "buggy_before": sum(s["has_bug"] for s in samples),
             "buggy_after": sum(s["has_bug"] for s in noisy), "clean_to_buggy": len(flipped) - buggy_to_clean,
         }  # fmt: skip
-        with io.atomic_dir(layout.noisy) as tmp:
-            great.write_shard(tmp / "train.jsonl", noisy, validate=False)
+        with storage.atomic_dir(layout.noisy) as tmp:
+            great_format.write_shard(tmp / "train.jsonl", noisy, validate=False)
             (tmp / "flips.tsv").write_text("\n".join(rows) + "\n")
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def prepare(self, params: Params, layout: Layout, device):
-        from codemem.varmisuse_training import VarMisuseTraining
+        from codemem.varmisuse.bug_training import VarMisuseTraining
 
         return VarMisuseTraining(params, layout, device)
 

@@ -32,8 +32,8 @@ items], else items, finally items).
 
 from __future__ import annotations
 
-from codemem.extract import great
-from codemem.extract.python_tokens import Skip, Tokens, formal_params, named, node_text
+from codemem.varmisuse import great_format
+from codemem.varmisuse.python_tokens import Skip, Tokens, formal_params, named, node_text
 
 W_CONTAINERS = {"pattern_list", "tuple_pattern", "list_pattern", "tuple", "list", "expression_list",
                 "parenthesized_expression", "list_splat_pattern", "list_splat", "as_pattern_target"}
@@ -41,7 +41,7 @@ COMPREHENSIONS = {"list_comprehension", "set_comprehension", "dictionary_compreh
                   "generator_expression"}
 IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
 MAX_DEPTH, MAX_LOOP_DEPTH = 50, 8  # statement nesting; loops are analysed 2**depth times
-E = great.EDGE_TYPES
+E = great_format.EDGE_TYPES
 
 
 # ---- expressions: name accesses in evaluation order ---------------------------------------------

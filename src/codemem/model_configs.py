@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-# codemem/models/varmisuse.py
+# codemem/varmisuse/pointer_model.py
 @dataclass(frozen=True)
 class VarMisuseConfig:
     """ICLR20-Great `config.yml` base defaults (model `base`, `data` and `training` sections)."""
@@ -28,7 +28,7 @@ class VarMisuseConfig:
     epochs: int = 50
 
 
-# codemem/models/transformer.py
+# codemem/varmisuse/transformer.py
 @dataclass(frozen=True)
 class TransformerConfig(VarMisuseConfig):
     """ICLR20-Great `config.yml`, section `transformer`."""
@@ -39,13 +39,13 @@ class TransformerConfig(VarMisuseConfig):
     ff_dim: int = 2048
 
 
-# codemem/models/great.py
+# codemem/varmisuse/great.py
 @dataclass(frozen=True)
 class GREATConfig(TransformerConfig):
     """ICLR20-Great `config.yml`: the `transformer` section; the edge bias uses base `num_edge_types`."""
 
 
-# codemem/models/ggnn.py
+# codemem/varmisuse/ggnn.py
 @dataclass(frozen=True)
 class GGNNConfig(VarMisuseConfig):
     """ICLR20-Great `config.yml`, section `ggnn`."""
@@ -55,7 +55,7 @@ class GGNNConfig(VarMisuseConfig):
     add_type_bias: bool = True
 
 
-# codemem/models/code2vec.py
+# codemem/methodname/code2vec.py
 @dataclass(frozen=True)
 class Code2VecConfig:
     token_embedding_size: int = 128
@@ -77,7 +77,7 @@ class Code2VecConfig:
         return 2 * self.token_embedding_size + self.path_embedding_size
 
 
-# codemem/models/code2seq.py
+# codemem/methodname/code2seq.py
 @dataclass(frozen=True)
 class Code2SeqConfig:
     """`Config.get_default_config` of the original (config.py), lower-cased."""

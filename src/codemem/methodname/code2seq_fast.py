@@ -1,30 +1,21 @@
-"""code2seq (Alon et al., ICLR 2019) for MethodName in PyTorch, with the original default configuration.
+"""code2seq, fast: the same model as code2seq.py (the readable reference), computed for less.
 
-Follows tech-srl/code2seq (`config.py`, `model.py`, `reader.py`, `common.py`). A method is a bag of
-path-contexts. Each context is [sum of the source terminal's sub-token embeddings (128); the final
-states of a BiLSTM (2 x 128) over the path's node embeddings; sum of the target terminal's sub-tokens
-(128)] -> dropout (keep 0.75) -> bias-free dense to 320 with tanh. A one-layer LSTM decoder (320),
-started from the mean of the valid contexts (h = c = mean), attends over the contexts (Luong, as
-`tf.contrib.seq2seq.AttentionWrapper(LuongAttention)`), feeds its attention output back into the next
-step's input ([target embedding 128; attention 320]) and projects the (dropped-out) attention output
-to the target sub-tokens without bias. Teacher forcing in training, greedy decoding at inference.
+`train.implementation: fast` (the default) trains this one. The differences are of cost only, and
+tests/test_reference_models.py holds it to the reference (values and gradients, dropout off;
+torch.autograd.gradcheck for the two autograd functions):
+- the path encoder runs the path LSTM's cells once per distinct path prefix (`_lstm_final_states`),
+  not nn.LSTM over packed sequences: the same final states;
+- only the valid contexts are encoded and keyed; padded ones are scattered back as exact zeros;
+- the attention's two products are autograd functions whose backward is a broadcast multiply, not
+  bmm's batched outer products (`_ScoreContexts`, `_WeightContexts`);
+- the context slots beyond a batch's width count as one softmax logit, log(max_contexts - width),
+  rather than being spelled out as zero vectors;
+- dropout is ByteDropout (eight decisions from one 64-bit random number), not nn.Dropout, and on the
+  valid contexts only: the same distribution, other draws.
 
-Two behaviours of the original that change the numbers, both kept here by default:
-- Attention over padded contexts. Every sample has MAX_CONTEXTS (200) slots, padding included, and
-  `LuongAttention` gets no `memory_sequence_length` (model.py, decode_outputs), so each padded slot
-  (a zero vector: zero key, score 0) takes softmax mass exp(0) while adding nothing to the attended
-  context. `_attend` counts the slots beyond the given tensor's width as such padding, so a batch may
-  be cut to its widest sample without changing any number. `mask_padded_contexts=True` instead gives
-  padding no attention (what `memory_sequence_length` would do).
-- Greedy decoding is `dynamic_decode(BasicDecoder(GreedyEmbeddingHelper(..., end_token=0)))` without
-  `impute_finished`: a sequence that has emitted the end token keeps decoding (its next input is the
-  end token's embedding, then its own argmax) until every sequence of the batch has ended or
-  MAX_TARGET_PARTS + 1 steps have run; the evaluation then maps all those ids to strings and drops
-  only <UNK>, <PAD> and </S> (`Common.filter_impossible_names`), so sub-tokens emitted after the end
-  token count. A prediction thus depends on its batch through the batch's decoding length:
-  `cut_like_dynamic_decode` applies the original's batches to sequences decoded to the full length.
-
-Trainable parameters (TF graph): 128 (|sub-tokens| + |nodes| + |targets|) + 320 |targets| + 1,718,528.
+Parameters, their names and shapes, and the initialisation (the same draws) are the reference's, so a
+state_dict loads into either. The vocabulary's specials, the decoding's and the evaluation's helpers,
+the optimizer and the schedule are the reference's (code2seq.py).
 """
 
 from __future__ import annotations
@@ -35,30 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codemem.models.configs import Code2SeqConfig
-from codemem.models.dropout import ByteDropout
-
-# Special tokens as in the original: sub-token and node vocabularies start [<PAD>, <UNK>], the target
-# vocabulary [<PAD>, <UNK>, <S>] (model.py, Common.load_vocab_from_dict). common.py defines `</S>` but
-# never adds it to a vocabulary: reader.py appends index 0 to every target and both decoders stop at
-# end_token 0, so <PAD> (id 0) doubles as the end-of-sequence token.
-PAD, UNK, SOS, EOS = "<PAD>", "<UNK>", "<S>", "</S>"
-SUBTOKEN_SPECIALS = NODE_SPECIALS = (PAD, UNK)
-TARGET_SPECIALS = (PAD, UNK, SOS)
-PAD_ID, UNK_ID, SOS_ID = 0, 1, 2
-EOS_ID = PAD_ID
-# What the evaluation drops from a predicted (and the true) sequence: Common.filter_impossible_names
-# (common.py) removes exactly these; <S> is kept, as a sub-token no true name has.
-FILTERED_TARGETS = (UNK, PAD, EOS)
-STUDY_SCORE_TOP_K = 10  # the study's logging patch scores a step by a softmax over its top-10 logits
-TF_FORGET_BIAS = 1.0  # tf.nn.rnn_cell.LSTMCell adds this constant to the forget gate pre-activation
-
-
-def _glorot_(*weights: torch.Tensor, fan_in: int, fan_out: int) -> None:
-    """TF's default initialiser (glorot uniform) for a kernel of shape [fan_in, fan_out]."""
-    limit = math.sqrt(6.0 / (fan_in + fan_out))
-    for w in weights:
-        nn.init.uniform_(w, -limit, limit)
+from codemem.methodname.code2seq import EOS_ID, PAD_ID, SOS_ID, init_like_tf, target_step_mask
+from codemem.methodname.dropout import ByteDropout
+from codemem.model_configs import Code2SeqConfig
 
 
 def _reverse_within_length(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -98,14 +68,6 @@ class _WeightContexts(torch.autograd.Function):
         return torch.bmm(contexts, grad.unsqueeze(-1)).squeeze(-1), alpha.unsqueeze(-1) * grad.unsqueeze(1)
 
 
-def target_step_mask(target: torch.Tensor) -> torch.Tensor:
-    """(B, T) bool: the target's sub-tokens and its first EOS (the original's target_lengths + 1)."""
-    steps = target.shape[1]
-    is_end = target == EOS_ID
-    first_end = torch.where(is_end.any(1), is_end.int().argmax(1), torch.full_like(target[:, 0], steps - 1))
-    return torch.arange(steps, device=target.device) <= first_end.unsqueeze(1)
-
-
 class Code2Seq(nn.Module):
     def __init__(
         self,
@@ -116,7 +78,7 @@ class Code2Seq(nn.Module):
         max_contexts: int = 200,
     ):
         """`max_contexts`: the context slots of every sample, padding included (MAX_CONTEXTS; the
-        runner passes extract.max_contexts), over which the attention's softmax runs."""
+        training passes extract.max_contexts), over which the attention's softmax runs."""
         super().__init__()
         self.config = c = config
         self.max_contexts = max_contexts
@@ -132,35 +94,7 @@ class Code2Seq(nn.Module):
         self.attention_layer = nn.Linear(2 * dec, dec, bias=False)  # AttentionWrapper output, no tanh
         self.output_dropout = ByteDropout(1.0 - c.rnn_dropout_keep)
         self.projection = nn.Linear(dec, target_vocab_size, bias=False)  # model/decoder/dense
-        self._init_like_tf()
-
-    def lstm_weights(self):
-        """(TF scope, module, parameter-name suffix) of each LSTM, in the original's variable order."""
-        cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
-        return [
-            ("model/bidirectional_rnn/fw/lstm_cell", self.path_lstm, "_l0"),
-            ("model/bidirectional_rnn/bw/lstm_cell", self.path_lstm, "_l0_reverse"),
-            (cell, self.decoder_cell, ""),
-        ]
-
-    @torch.no_grad()
-    def _init_like_tf(self) -> None:
-        for e in (self.subtoken_embedding, self.node_embedding, self.target_embedding):
-            # variance_scaling_initializer(factor=1.0, mode='FAN_OUT', uniform=True); fan_out = shape[-1]
-            nn.init.uniform_(e.weight, -math.sqrt(3.0 / e.embedding_dim), math.sqrt(3.0 / e.embedding_dim))
-        for _, module, suffix in self.lstm_weights():
-            w_ih, w_hh, b_ih, b_hh = (
-                getattr(module, n + suffix) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            )
-            hidden = w_hh.shape[1]
-            _glorot_(w_ih, w_hh, fan_in=w_ih.shape[1] + hidden, fan_out=4 * hidden)  # one TF kernel
-            b_ih.zero_()  # TF's single trainable bias, zeros
-            # PyTorch's second bias holds TF's constant forget_bias and is frozen, so the trainable
-            # parameters are exactly the original's (gate order i, f, g, o).
-            b_hh.zero_()[hidden : 2 * hidden] = TF_FORGET_BIAS
-            b_hh.requires_grad_(False)
-        for lin in (self.context_dense, self.memory_layer, self.attention_layer, self.projection):
-            _glorot_(lin.weight, fan_in=lin.in_features, fan_out=lin.out_features)
+        init_like_tf(self)
 
     # ----- encoder: model.py compute_contexts / path_rnn_last_state -----
     def _sum_subtokens(self, ids: torch.Tensor) -> torch.Tensor:
@@ -346,118 +280,4 @@ class Code2Seq(nn.Module):
             if not full and bool(finished.all()):  # dynamic_decode stops once every sequence has ended
                 break
         return ids, (step_top if top_k else prob_sum / n_decoded)
-
-
-def first_end_steps(ids: torch.Tensor) -> torch.Tensor:
-    """(B,) the step of each sequence's first end token, or the last step if it never ends."""
-    is_end = ids == EOS_ID
-    return torch.where(is_end.any(1), is_end.int().argmax(1), torch.full_like(ids[:, 0], ids.shape[1] - 1))
-
-
-def cut_like_dynamic_decode(ids: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """What the original's evaluation gets from sequences decoded to the full length (`full=True`),
-    row i in order, batched `batch_size` at a time (its reader: TEST_BATCH_SIZE, file order):
-    each batch's outputs stop after the step where its last sequence ended (PAD after)."""
-    ends = first_end_steps(ids)
-    out = ids.clone()
-    for start in range(0, len(ids), batch_size):
-        last = int(ends[start : start + batch_size].max())
-        out[start : start + batch_size, last + 1 :] = PAD_ID
-    return out
-
-
-def study_scores(step_top: torch.Tensor, prediction_lengths: torch.Tensor) -> torch.Tensor:
-    """The study's per-sample score (its logging patch): the mean of the per-step top-1
-    probabilities (softmax over each step's top-10 logits, `greedy(top_k=10)`) over the first k
-    steps, k = the number of sub-tokens in the filtered prediction; 0 for an empty prediction."""
-    k = prediction_lengths.clamp(max=step_top.shape[1])
-    first_k = torch.arange(step_top.shape[1], device=step_top.device) < k[:, None]
-    return (step_top * first_k).sum(1) / k.clamp(min=1)
-
-
-def predicted_subtokens(ids, targets: list[str]) -> list[str]:
-    """A decoded id sequence as the original's evaluation reads it: every step's sub-token, after
-    the end token too, less <UNK>, <PAD> and </S> (Common.filter_impossible_names)."""
-    return [targets[i] for i in ids if targets[i] not in FILTERED_TARGETS]
-
-
-def make_optimizer(model: nn.Module, config: Code2SeqConfig) -> torch.optim.Optimizer:
-    """MomentumOptimizer(0.01, 0.95, use_nesterov=True); PyTorch's Nesterov SGD is the same update.
-
-    One difference remains: TF updates embedding rows (and their momentum) only where a batch touches
-    them (sparse gradients), while this dense SGD keeps moving untouched rows by their momentum.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]  # the frozen forget-bias constants stay out
-    return torch.optim.SGD(
-        params, lr=config.learning_rate, momentum=config.momentum, nesterov=config.nesterov
-    )
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, config: Code2SeqConfig):
-    """lr x0.95 per epoch (exponential_decay, staircase over num_training_examples); step once per epoch."""
-    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay_per_epoch)
-
-
-def original_variable_shapes(
-    subtoken_vocab_size: int,
-    node_vocab_size: int,
-    target_vocab_size: int,
-    config: Code2SeqConfig = Code2SeqConfig(),
-) -> dict[str, tuple[int, ...]]:
-    """The original TF graph's trainable variables (names as in its checkpoints) and their shapes."""
-    emb, half, dec = config.embedding_size, config.rnn_size // 2, config.decoder_size
-    shapes: dict[str, tuple[int, ...]] = {
-        "model/SUBTOKENS_VOCAB": (subtoken_vocab_size, emb),
-        "model/TARGET_WORDS_VOCAB": (target_vocab_size, emb),
-        "model/NODES_VOCAB": (node_vocab_size, emb),
-    }
-    for direction in ("fw", "bw"):  # LSTMCell(RNN_SIZE / 2): kernel [input + hidden, 4 hidden]
-        shapes[f"model/bidirectional_rnn/{direction}/lstm_cell/kernel"] = (emb + half, 4 * half)
-        shapes[f"model/bidirectional_rnn/{direction}/lstm_cell/bias"] = (4 * half,)
-    shapes["model/dense/kernel"] = (2 * emb + config.rnn_size, dec)
-    shapes["model/memory_layer/kernel"] = (dec, dec)
-    cell = "model/decoder/attention_wrapper/multi_rnn_cell/cell_0/lstm_cell"
-    shapes[f"{cell}/kernel"] = (emb + dec + dec, 4 * dec)  # input [target embedding; attention] + hidden
-    shapes[f"{cell}/bias"] = (4 * dec,)
-    shapes["model/decoder/attention_wrapper/attention_layer/kernel"] = (2 * dec, dec)
-    shapes["model/decoder/dense/kernel"] = (dec, target_vocab_size)
-    return shapes
-
-
-def original_parameter_count(
-    subtoken_vocab_size: int,
-    node_vocab_size: int,
-    target_vocab_size: int,
-    config: Code2SeqConfig = Code2SeqConfig(),
-) -> int:
-    shapes = original_variable_shapes(subtoken_vocab_size, node_vocab_size, target_vocab_size, config)
-    return sum(math.prod(s) for s in shapes.values())
-
-
-def original_variables(model: Code2Seq) -> dict[str, torch.Tensor]:
-    """This model's parameters as the original's variables, in TF layout ([in, out] kernels, LSTM gates
-    i, j, f, o, one bias without the constant forget_bias), detached."""
-    out = {
-        "model/SUBTOKENS_VOCAB": model.subtoken_embedding.weight,
-        "model/TARGET_WORDS_VOCAB": model.target_embedding.weight,
-        "model/NODES_VOCAB": model.node_embedding.weight,
-    }
-    for scope, module, suffix in model.lstm_weights():
-        w_ih, w_hh, b_ih, b_hh = (
-            getattr(module, n + suffix) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        )
-        k_i, k_f, k_g, k_o = torch.cat([w_ih, w_hh], dim=1).t().chunk(4, dim=1)
-        b_i, b_f, b_g, b_o = (b_ih + b_hh).chunk(4)
-        out[f"{scope}/kernel"] = torch.cat([k_i, k_g, k_f, k_o], dim=1)
-        out[f"{scope}/bias"] = torch.cat([b_i, b_g, b_f - TF_FORGET_BIAS, b_o])
-    out["model/dense/kernel"] = model.context_dense.weight.t()
-    out["model/memory_layer/kernel"] = model.memory_layer.weight.t()
-    out["model/decoder/attention_wrapper/attention_layer/kernel"] = model.attention_layer.weight.t()
-    out["model/decoder/dense/kernel"] = model.projection.weight.t()
-    return {name: value.detach() for name, value in out.items()}
-
-
-def parameter_shape_mapping(model: Code2Seq) -> dict[str, tuple[int, ...]]:
-    """This model's parameters expressed as the original's variable names and shapes."""
-    return {name: tuple(value.shape) for name, value in original_variables(model).items()}
 

@@ -1,37 +1,27 @@
-"""code2vec (Alon et al., POPL 2019) in PyTorch, with the original default configuration.
+"""code2vec, fast: the same model as code2vec.py (the readable reference), computed for less.
 
-A method is a bag of path-contexts (source terminal, AST path, target terminal). Each context is
-embedded as [E_tok[src]; E_path[path]; E_tok[tgt]] (3 x 128 = 384), dropped out (keep 0.75),
-combined by a bias-free dense layer with tanh, and the contexts are pooled by soft attention into a
-384-d code vector, whose dot products with the target embeddings are the name logits (no bias).
-Token and path vocabularies share index 0 for PAD and OOV; target index 0 is OOV. A context whose
-three indices are all 0 is masked out of the attention, as in the original reader.
+`train.implementation: fast` (the default) trains this one. The differences are of cost only, and
+tests/test_reference_models.py holds it to the reference (values and gradients, dropout off):
+- only the valid contexts are embedded and transformed (about half of a batch is padding) and the
+  code vector is an index_add_ of their weighted rows, not a bmm over the whole (B, C) grid;
+- dropout is ByteDropout (eight decisions from one 64-bit random number), not nn.Dropout: the same
+  distribution, other draws;
+- `forward(out=)` writes the logits into a buffer the measurement reuses;
+- on CPU the optimizer is BlockwiseAdam, torch.optim.Adam bit for bit a block of rows at a time.
 
-Trainable parameters: 128|tok| + 128|path| + 384|target| + 384*384 + 384 (the study's Table 1).
+Parameters, their names and shapes, and the initialisation (the same draws) are the reference's, so a
+state_dict loads into either.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codemem.models.configs import Code2VecConfig
-from codemem.models.dropout import ByteDropout
-
-
-def _fan_out_uniform_(weight: torch.Tensor, fan_out: int) -> None:
-    """The original's embedding initialiser: variance scaling, factor 1.0, FAN_OUT, uniform."""
-    limit = math.sqrt(3.0 / fan_out)
-    nn.init.uniform_(weight, -limit, limit)
-
-
-def _glorot_uniform_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
-    """TF1's default for a variable created without an initializer (TRANSFORM and ATTENTION)."""
-    limit = math.sqrt(6.0 / (fan_in + fan_out))
-    nn.init.uniform_(weight, -limit, limit)
+from codemem.methodname.code2vec import _fan_out_uniform_, _glorot_uniform_
+from codemem.methodname.dropout import ByteDropout
+from codemem.model_configs import Code2VecConfig
 
 
 class Code2Vec(nn.Module):
@@ -129,11 +119,3 @@ def make_optimizer(model: Code2Vec) -> torch.optim.Optimizer:
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     adam = BlockwiseAdam if on_cpu else torch.optim.Adam
     return adam(model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
-
-
-def expected_parameter_count(n_tokens: int, n_paths: int, n_targets: int, config: Code2VecConfig = Code2VecConfig()) -> int:
-    """The study's formula: 128|tok| + 128|path| + 384|target| + 384*384 + 384."""
-    d = config.code_vector_size
-    return (
-        config.token_embedding_size * n_tokens + config.path_embedding_size * n_paths + d * n_targets + d * d + d
-    )

@@ -27,14 +27,14 @@ import time
 import zipfile
 from pathlib import Path
 
-from codemem import datasets, io
+from codemem import datasets, storage
 from codemem.errors import InputError, MissingInputError
-from codemem.extract import great, python_corpus
-from codemem.extract.python import StdlibGreatConfig
 from codemem.params import Params
 from codemem.progress import log
+from codemem.varmisuse import great_format, python_corpus
+from codemem.varmisuse.python_samples import StdlibGreatConfig
 
-SPLITS = io.VARMISUSE_SPLITS
+SPLITS = storage.VARMISUSE_SPLITS
 TIMING = ("seconds", "workers", "resumed_from")  # in build/extract-work/timing.json: not outputs
 
 
@@ -42,12 +42,12 @@ def build_stdlib(params: Params, corpus: Path, out_dir: Path, work_root: Path) -
     """Unpack the corpus zip and stream the stdlib-great builder over it (resumable in `work_root`)."""
     x = params.extract
     config = StdlibGreatConfig(split=x.split, max_files=x.max_files, max_file_bytes=x.max_file_bytes)
-    key = hashlib.sha256(json.dumps({"corpus": io.sha256_file(corpus), "seed": params.seed, "config": str(config),
+    key = hashlib.sha256(json.dumps({"corpus": storage.sha256_file(corpus), "seed": params.seed, "config": str(config),
                                      "format": python_corpus.STATE_FORMAT}).encode()).hexdigest()[:16]
     work = Path(work_root) / f"stdlib-great-{key}"
     # ~40x the Python read: the spills, then the balanced samples (58,774 samples: 447 MiB of JSON lines
     # and ~600 MiB of spills from 24.6 MB of Python, docs/benchmarks.md); the spills go once it is done.
-    io.require_space(work, 40 * _corpus_bytes(corpus), "stdlib-great's samples and their spills")
+    storage.require_space(work, 40 * _corpus_bytes(corpus), "stdlib-great's samples and their spills")
     with tempfile.TemporaryDirectory(prefix="codemem-stdlib-") as root:
         with zipfile.ZipFile(corpus) as z:
             z.extractall(root)
@@ -88,12 +88,12 @@ def copy_shards(params: Params, corpus: Path, out_dir: Path, manifest: dict | No
     with _shards_root(corpus, manifest) as root:
         for split in SPLITS:
             folder = Path(root) / split
-            shards = great.shard_files(folder) if folder.is_dir() else []
+            shards = great_format.shard_files(folder) if folder.is_dir() else []
             if wanted:
                 shards = [p for p in shards if f"{split}/{p.name}" in wanted]
             if params.extract.max_files:
                 shards = shards[: params.extract.max_files]
-            samples = (s for shard in shards for s in great.read_shards(shard))
+            samples = (s for shard in shards for s in great_format.read_shards(shard))
             buggy = 0
 
             def counted(items):
@@ -102,7 +102,7 @@ def copy_shards(params: Params, corpus: Path, out_dir: Path, manifest: dict | No
                     buggy += bool(s["has_bug"])
                     yield s
 
-            n = great.write_shard(out_dir / f"{split}.jsonl", counted(samples), validate=False)
+            n = great_format.write_shard(out_dir / f"{split}.jsonl", counted(samples), validate=False)
             report["splits"][split] = {"files": len(shards), "samples": n, "buggy": buggy, "clean": n - buggy}
     report["samples"] = sum(v["samples"] for v in report["splits"].values())
     report["buggy_share"] = sum(v["buggy"] for v in report["splits"].values()) / max(report["samples"], 1)
@@ -110,13 +110,13 @@ def copy_shards(params: Params, corpus: Path, out_dir: Path, manifest: dict | No
     return report
 
 
-def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
+def run(params: Params, layout: storage.Layout = storage.PROJECT) -> dict:
     corpus = layout.corpus
     manifest = json.loads(layout.manifest.read_text()) if layout.manifest.exists() else {}
     if manifest.get("kind") != "shards":  # py150-great's shards are read in place from data/
-        io.require(corpus, "fetch")
+        storage.require(corpus, "fetch")
     kind = datasets.get(params.dataset).kind
-    with io.atomic_dir(layout.samples) as tmp:
+    with storage.atomic_dir(layout.samples) as tmp:
         report = build_stdlib(params, corpus, tmp, layout.extract_work) if kind == "stdlib" else copy_shards(params, corpus, tmp, manifest)
         work = report.pop("_work", None)
         timing = {k: report.pop(k) for k in TIMING if k in report}
@@ -130,7 +130,7 @@ def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if work is not None:  # the samples are in place: the spills are no longer needed
         shutil.rmtree(work, ignore_errors=True)
-    io.atomic_write(layout.extract_work / "timing.json", json.dumps(timing, indent=2) + "\n")
+    storage.atomic_write(layout.extract_work / "timing.json", json.dumps(timing, indent=2) + "\n")
     summary = {s: report["splits"][s]["samples"] for s in SPLITS} | {"seconds": timing.get("seconds")}
     log(f"extract: {summary}")
     return summary

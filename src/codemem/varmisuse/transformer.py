@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codemem.models.configs import TransformerConfig
-from codemem.models.varmisuse import VarMisuseModel, glorot_
+from codemem.model_configs import TransformerConfig
+from codemem.varmisuse.pointer_model import VarMisuseModel, glorot_
 
 
 class SelfAttention(nn.Module):

@@ -13,10 +13,10 @@
 
 from __future__ import annotations
 
-from codemem.extract import great
-from codemem.extract.python_tokens import Tokens, formal_params, named, node_text
+from codemem.varmisuse import great_format
+from codemem.varmisuse.python_tokens import Tokens, formal_params, named, node_text
 
-E = great.EDGE_TYPES
+E = great_format.EDGE_TYPES
 
 
 def syntax_edges(toks: Tokens) -> set[tuple[int, int, int]]:

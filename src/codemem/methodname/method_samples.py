@@ -11,7 +11,7 @@
    single-place renaming to `var<k>` (for the critical sample ratio).
 
 Outputs in build/samples: `{train,val,test}.c2v` and `.c2s` in upstream code2vec's and code2seq's
-preprocessed formats (extracted once for both models), `contexts.npz` (compact arrays, see codemem.io), `methods.jsonl` (one line per sample: split, file,
+preprocessed formats (extracted once for both models), `contexts.npz` (compact arrays, see codemem.storage), `methods.jsonl` (one line per sample: split, file,
 line, name, label, variables) and `report.json`.
 """
 
@@ -25,9 +25,10 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from codemem import io
+from codemem import storage
 from codemem.errors import InputError
-from codemem.extract.java import JavaExtractor, PathConfig, _c2s_token, _c2v_token, c2v_line
+from codemem.methodname.java_paths import JavaExtractor
+from codemem.methodname.java_tokens import PathConfig, _c2s_token, _c2v_token, c2v_line
 from codemem.params import Params
 from codemem.progress import log, progress_bar
 
@@ -104,9 +105,9 @@ def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) ->
     return assignment
 
 
-def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
+def run(params: Params, layout: storage.Layout = storage.PROJECT) -> dict:
     x = params.extract
-    corpus, out_dir = io.require(layout.corpus, "fetch"), layout.samples
+    corpus, out_dir = storage.require(layout.corpus, "fetch"), layout.samples
     config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
                         max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
     with zipfile.ZipFile(corpus) as z:
@@ -162,9 +163,9 @@ def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
     report |= samples["counts"]
     report["names"] = {label: counts[label] for label in top}
     report_json = dict(sorted(report.items()))
-    with io.atomic_dir(out_dir) as tmp:
-        io.save_samples(tmp / "contexts.npz", samples["set"])
-        for split in io.METHODNAME_SPLITS:
+    with storage.atomic_dir(out_dir) as tmp:
+        storage.save_samples(tmp / "contexts.npz", samples["set"])
+        for split in storage.METHODNAME_SPLITS:
             rows = samples["by_split"][split]
             stored = x.max_contexts_stored if split == "train" else x.max_contexts
             with open(tmp / f"{split}.c2v", "w") as f:
@@ -172,7 +173,7 @@ def run(params: Params, layout: io.Layout = io.PROJECT) -> dict:
             with open(tmp / f"{split}.c2s", "w") as f:
                 f.writelines(c2v_line(s["label"], s["c2s"], stored) + "\n" for s in rows)  # same layout
         with open(tmp / "methods.jsonl", "w") as f:
-            for split in io.METHODNAME_SPLITS:
+            for split in storage.METHODNAME_SPLITS:
                 f.writelines(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
                                         "label": s["label"], "variables": s["variables"]}) + "\n"
                              for s in samples["by_split"][split])  # fmt: skip
@@ -185,10 +186,10 @@ def _assemble(extracted, split_of, package, max_contexts: int, stored: int) -> d
     """String tables and index arrays from the extracted samples (deterministic order)."""
     labels: dict[str, int] = {}
     idx = lambda table, key: table.setdefault(key, len(table))
-    by_split = {s: [] for s in io.METHODNAME_SPLITS}
+    by_split = {s: [] for s in storage.METHODNAME_SPLITS}
     for file, samples in extracted:
         for s in samples:
-            by_split[io.METHODNAME_SPLITS[split_of[package(file)]]].append(s | {"file": file})
+            by_split[storage.METHODNAME_SPLITS[split_of[package(file)]]].append(s | {"file": file})
     split_labels = {split: np.array([idx(labels, s["label"]) for s in rows], dtype=np.int32)
                     for split, rows in by_split.items()}  # fmt: skip
     counts = {f"samples_{split}": len(rows) for split, rows in by_split.items()}
@@ -212,9 +213,9 @@ def _assemble(extracted, split_of, package, max_contexts: int, stored: int) -> d
                         occ_var.append(v), occ_ctx.append(k), occ_side.append(side)
             as32 = lambda xs: np.array(xs, dtype=np.int32)
             contexts[split] = arr
-            variants[split] = io.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
+            variants[split] = storage.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
             counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(owner)
         table = lambda t: np.array(list(t), dtype=str)
-        formats[fmt] = io.ContextSet(table(tokens), table(paths), contexts, variants)
-    sample_set = io.SampleSet(np.array(list(labels), dtype=str), split_labels, formats)
+        formats[fmt] = storage.ContextSet(table(tokens), table(paths), contexts, variants)
+    sample_set = storage.SampleSet(np.array(list(labels), dtype=str), split_labels, formats)
     return {"set": sample_set, "by_split": by_split, "counts": counts}

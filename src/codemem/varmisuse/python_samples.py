@@ -23,7 +23,7 @@ One function becomes a sample in four steps, one module each:
 `repair_candidates` follow the data: per variable (first-occurrence order) every position whose
 token text is that name (attribute names included, as in the data), then the name itself in
 clean samples only. Only forward edges are stored, as in the published data; the original
-loader adds every edge reversed (type 2i+1, `great.loader_edges`), so the models see 22 edge types.
+loader adds every edge reversed (type 2i+1, `great_format.loader_edges`), so the models see 22 edge types.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from codemem.extract import great
-from codemem.extract.python_edges import call_edges, lexical_edges, syntax_edges
-from codemem.extract.python_flow import FunctionFlow
-from codemem.extract.python_tokens import ATOMIC, SKIP, Skip, Tokens, node_text
+from codemem.varmisuse import great_format
+from codemem.varmisuse.python_edges import call_edges, lexical_edges, syntax_edges
+from codemem.varmisuse.python_flow import FunctionFlow
+from codemem.varmisuse.python_tokens import ATOMIC, SKIP, Skip, Tokens, node_text
 
-E = great.EDGE_TYPES
+E = great_format.EDGE_TYPES
 _EDGE_NAME = {v: k for k, v in E.items()}
 
 

@@ -17,7 +17,7 @@ These corpora are far larger than the JDK (Java-Large: ~16M methods), so the in-
   per name (seeded) and keeps every such validation / test method; only those get path-contexts.
 - contexts.npz is assembled from the per-split text files at the end, chunk by chunk, parsed by
   the workers, with the tables of tokens and paths as the only large in-memory state
-  (`codemem.extract.npzstream`); the text files are then hard-linked into the output.
+  (`codemem.methodname.npzstream`); the text files are then hard-linked into the output.
 
 Like upstream's preprocessing (and unlike `jdk-top10`), bodies are not deduplicated: the published
 archives were already deduplicated by file, and the study used them as they are.
@@ -38,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codemem import archive, datasets, io
+from codemem import archive, datasets, storage
 from codemem.errors import InputError, MissingInputError
-from codemem.extract import npzstream
-from codemem.extract.java import JavaExtractor, PathConfig, _c2s_token, _c2v_token, _label_of, c2v_line
+from codemem.methodname import npzstream
+from codemem.methodname.java_paths import JavaExtractor
+from codemem.methodname.java_tokens import PathConfig, _c2s_token, _c2v_token, _label_of, c2v_line
 from codemem.params import Params
 from codemem.progress import log, progress_bar
 
@@ -203,10 +204,10 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     layout, limits = Layout(ds.archive), archive.Limits(total_bytes=ds.archive.max_expanded)
     work = Path(work_root) / _work_key(manifest, params)
     work.mkdir(parents=True, exist_ok=True)
-    if ds.recipe == "all" and not all((work / s / "done.json").exists() for s in io.METHODNAME_SPLITS):
+    if ds.recipe == "all" and not all((work / s / "done.json").exists() for s in storage.METHODNAME_SPLITS):
         # Every method's path-contexts: a Java-Small-sized look-alike's 101 MB tar.gz gave 18.9 GB of
         # samples (docs/benchmarks.md); half that ratio is a floor, so a short disk is refused now.
-        io.require_space(work, 90 * source.stat().st_size, f"extracting {ds.archive.filename}")
+        storage.require_space(work, 90 * source.stat().st_size, f"extracting {ds.archive.filename}")
     config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
                         max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
     labels = datasets.TOP10_LABELS if ds.recipe == "top10" else None
@@ -216,43 +217,43 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
     report: Counter = Counter()
     with ctx.Pool(workers, initializer=_init, initargs=initargs) as pool:
         chosen = _choose_top10(pool, source, layout, limits, params, work, report) if labels else None
-        passes = [io.METHODNAME_SPLITS] if chosen is not None else [(s,) for s in io.METHODNAME_SPLITS]
+        passes = [storage.METHODNAME_SPLITS] if chosen is not None else [(s,) for s in storage.METHODNAME_SPLITS]
         for splits in passes:
             _split_pass(pool, source, layout, limits, splits, chosen, x, work)
-    splits = {s: json.loads((work / s / "done.json").read_text()) for s in io.METHODNAME_SPLITS}
+    splits = {s: json.loads((work / s / "done.json").read_text()) for s in storage.METHODNAME_SPLITS}
     for s in splits.values():
         report.update(s["counts"])
     scan_seconds = report.pop("_scan_seconds", None)
-    counts = {f"samples_{s}": splits[s]["samples"] for s in io.METHODNAME_SPLITS}
+    counts = {f"samples_{s}": splits[s]["samples"] for s in storage.METHODNAME_SPLITS}
     if not counts["samples_train"] or not counts["samples_test"]:
         raise InputError(f"extract: {source} gave {counts}: the archive's training or test folder has no usable "
                          f"methods; check that it is {ds.archive.filename} (fetch.source / fetch.url)")
-    with io.atomic_dir(Path(out_dir)) as tmp:
+    with storage.atomic_dir(Path(out_dir)) as tmp:
         with ctx.Pool(workers, initializer=npzstream.keep_heap) as pool:  # lines parsed in parallel, chunk by chunk
             counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored, pool)
         with open(tmp / "methods.jsonl", "wb") as out:
-            for split in io.METHODNAME_SPLITS:
+            for split in storage.METHODNAME_SPLITS:
                 with open(work / split / "methods.jsonl", "rb") as f:
                     shutil.copyfileobj(f, out)
-        for split in io.METHODNAME_SPLITS:
+        for split in storage.METHODNAME_SPLITS:
             for ext in ("c2v", "c2s"):  # Java-Small's train.c2s alone is ~14 GB: linked, not copied
                 _link_or_copy(work / split / f"{split}.{ext}", tmp / f"{split}.{ext}")
         timing = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
         report_json = dict(sorted((report | counts).items())) | {
             "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": manifest["source_sha256"],
             "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", "pass", *timing)}
-                       for s in io.METHODNAME_SPLITS},
+                       for s in storage.METHODNAME_SPLITS},
         }  # fmt: skip
         if labels:
             report_json["names"] = _name_counts(work)
         (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
     timings = {s: {k: splits[s][k] for k in (*timing, "pass") if k in splits[s]}
                | {"files": splits[s]["counts"].get("files", 0), "samples": splits[s]["samples"]}
-               for s in io.METHODNAME_SPLITS}  # fmt: skip
+               for s in storage.METHODNAME_SPLITS}  # fmt: skip
     if scan_seconds is not None:  # java-top10's name scan over every split
         timings["scan"] = {"seconds": scan_seconds, "files": sum(v for k, v in report.items() if k.startswith("scan_files_")),
                            "methods_parsed": report["scan_methods_parsed"]}  # fmt: skip
-    io.atomic_write(Path(work_root) / "timing.json", json.dumps(timings | {"total_seconds": round(time.time() - t0, 1)},
+    storage.atomic_write(Path(work_root) / "timing.json", json.dumps(timings | {"total_seconds": round(time.time() - t0, 1)},
                                                                 indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     log(f"extract: {report['files']} files, {counts} in {time.time() - t0:.0f} s")
@@ -292,7 +293,7 @@ def _choose_top10(pool, source, layout, limits, params, work, report) -> dict[st
                 train = [train[i] for i in sorted(rng.choice(len(train), params.extract.per_name, replace=False))]
             for _, name, index, _ in train + [c for c in candidates if c[0] != "train" and c[3] == label]:
                 chosen.setdefault(name, []).append(index)
-        io.atomic_write(done, json.dumps({"chosen": chosen, "counts": counts, "seconds": round(time.time() - t0, 1)}))
+        storage.atomic_write(done, json.dumps({"chosen": chosen, "counts": counts, "seconds": round(time.time() - t0, 1)}))
     data = json.loads(done.read_text())
     report["_scan_seconds"] = data["seconds"]  # timing: kept out of report.json
     report.update(data["counts"])
@@ -337,7 +338,7 @@ def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x
         (split,) = todo
         items = ((n, d, split, None) for n, d in _limit(items, x.max_files))
     try:
-        with io.writing(work, f"the {'+'.join(todo)} path-contexts"):
+        with storage.writing(work, f"the {'+'.join(todo)} path-contexts"):
             for name, status, c, n, lines in progress_bar(_pipelined(pool, _extract, items), f"extract: {'+'.join(todo)}"):
                 split = layout.split(name)
                 counts[split]["files"] += 1
@@ -366,7 +367,7 @@ def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x
 
 def _name_counts(work: Path) -> dict:
     counts: dict = {}
-    for split in io.METHODNAME_SPLITS:
+    for split in storage.METHODNAME_SPLITS:
         with open(work / split / "methods.jsonl") as f:
             c = Counter(json.loads(line)["label"] for line in f)
         counts[split] = dict(c.most_common())

@@ -1,9 +1,9 @@
 """The MethodName task (code2vec, code2seq): predict a Java method's name from its body.
 
-Samples are path-contexts (codemem.extract.methodname); the noise replaces training names
-(`corrupt.corrupt_method_names`); training and per-epoch measurement are the runners'
-(codemem.runners); the final metrics are the study's: sub-token F1 on test and on the noisy training
-labels, the Gini of the per-sample training loss, the critical sample ratio and the mean predicted
+Samples are path-contexts (codemem.methodname.method_samples); the noise replaces training names
+(`corrupt.corrupt_method_names`); training and per-epoch measurement are name_training's and each
+model's `*_training` module; the final metrics are the study's: sub-token F1 on test and on the noisy
+training labels, the Gini of the per-sample training loss, the critical sample ratio and the mean predicted
 score (the probability of the predicted name under a softmax over the whole target vocabulary, the
 paper's formula).
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from codemem import io
-from codemem.io import Layout
+from codemem import storage
 from codemem.params import Params
+from codemem.storage import Layout
 from codemem.task import Task
 
 FINAL_KEYS = ["test_f1", "train_f1", "test_precision", "test_recall", "gini", "csr", "test_score", "train_score"]
@@ -38,18 +38,18 @@ class MethodName(Task):
         from codemem import datasets
 
         if datasets.get(params.dataset).kind == "java-archive":  # the study's Java-* archives, at scale
-            from codemem.extract import javasets
+            from codemem.methodname import java_corpora
 
-            return javasets.run(params, layout.raw, layout.samples)
-        from codemem.extract import methodname
+            return java_corpora.run(params, layout.raw, layout.samples)
+        from codemem.methodname import method_samples
 
-        return methodname.run(params, layout)
+        return method_samples.run(params, layout)
 
     def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
         """Replace a share of the training names; labels.tsv records every sample's true and noisy name."""
         from codemem.corrupt import corrupt_method_names  # here: extract and train need not import it
 
-        data = io.load_samples(layout.samples, formats=())
+        data = storage.load_samples(layout.samples, formats=())
         labels = [str(data.labels[i]) for i in data.split_labels["train"]]
         noisy, changed = corrupt_method_names(labels, params.noise, rng)
         changed_set = set(changed.tolist())
@@ -57,15 +57,15 @@ class MethodName(Task):
         rows += [f"{i}\t{t}\t{n}\t{int(i in changed_set)}" for i, (t, n) in enumerate(zip(labels, noisy))]
         summary = {"noise": params.noise, "seed": params.seed, "train_samples": len(labels), "changed": len(changed),
                    "unique_names": len(set(labels))}  # fmt: skip
-        with io.atomic_dir(layout.noisy) as tmp:
+        with storage.atomic_dir(layout.noisy) as tmp:
             (tmp / "labels.tsv").write_text("\n".join(rows) + "\n")
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def prepare(self, params: Params, layout: Layout, device):
-        from codemem.runners import RUNNERS
+        from codemem import task
 
-        return RUNNERS[params.model].from_params(params, layout, device)
+        return task.model(params.model).training_class.from_params(params, layout, device)
 
     def final_metrics(self, last: pd.Series, counts: dict, params: Params) -> dict:
         out = {k: round(float(last[k]), 6) for k in FINAL_KEYS}
