@@ -4,10 +4,11 @@
 
 codemem.train's one loop runs in every process. Every rank builds the same Training (same seed:
 the same initial weights, the same batches in the same order); each takes its share `batch[rank::world]`
-of every global batch, computes its loss and backward, and the gradients are summed across ranks
-with `all_reduce` (each rank's loss weighted by its share of the global batch), so the optimizer
-step equals the one-process step on the whole batch for a loss that is a mean over the batch. The
-global batch (`train.batch_size`, VarMisuse's token budget) is the same as with one process.
+of every global batch and computes its term of the batch's loss (`Training.shard_loss`: its samples'
+losses over the *global* batch's denominator). torch's DistributedDataParallel runs the backward and
+sums the gradients across ranks (a communication hook that sums where DDP would average), so the
+optimizer step equals the one-process step on the whole batch. The global batch (`train.batch_size`,
+VarMisuse's token budget) is the same as with one process.
 
 Outside torchrun (no WORLD_SIZE in the environment, or WORLD_SIZE=1) nothing here does anything:
 `Group.world == 1`, every helper returns its input, and one-process training is unchanged.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,27 +80,38 @@ def batch_share(n: int, batch_size: int, group: Group) -> np.ndarray:
     return np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts] or [np.zeros(0, dtype=np.int64)])
 
 
-def average_gradients(model: torch.nn.Module, group: Group) -> None:
-    """Sum every parameter's gradient over the ranks (each rank's loss already weighted by its share
-    of the global batch). A parameter a rank did not reach (grad None) contributes zeros; all
-    gradients go in one flat buffer, one collective per step."""
+def _sum_gradients(_state, bucket):  # no annotations: DDP checks them, and they are strings here
+    """DDP's communication hook, summing: each rank's loss is already its share of the global batch's."""
+    return dist.all_reduce(bucket.buffer(), async_op=True).get_future().then(lambda done: done.value()[0])
+
+
+def data_parallel(model: torch.nn.Module, group: Group) -> torch.nn.parallel.DistributedDataParallel | None:
+    """`model` under torch's DistributedDataParallel (None with one process): rank 0's weights and
+    buffers on every rank at once, then each backward's gradients summed over the ranks. A parameter a
+    rank did not reach counts as zero there (`find_unused_parameters`); one that no rank reached keeps
+    no gradient, so the optimizer skips it, as it does with one process."""
     if not group.active:
-        return
-    params = [p for p in model.parameters() if p.requires_grad]
-    # A gradient stays None (the optimizer then skips the parameter) only where it is None on every rank.
-    reached = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=params[0].device)
-    dist.all_reduce(reached, op=dist.ReduceOp.MAX)
-    params = [p for p, r in zip(params, reached.tolist()) if r]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
-        offset += n
+        return None
+    ddp = torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[model_device(model)] if model_device(model).type == "cuda" else None,
+        find_unused_parameters=True, forward_sync_buffers=False)  # fmt: skip
+    ddp.register_comm_hook(None, _sum_gradients)
+    return ddp
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextmanager
+def forward_through(training, ddp: torch.nn.parallel.DistributedDataParallel):
+    """The tasks' losses call `training.model(...)`; for one step that is the DDP wrapper, whose
+    backward then sums the gradients across ranks. Measurements and checkpoints keep the plain model."""
+    plain, training.model = training.model, ddp
+    try:
+        yield
+    finally:
+        training.model = plain
 
 
 def sum_scalar(value: float, group: Group, device: torch.device) -> float:
@@ -125,15 +138,6 @@ def broadcast_object(obj, group: Group):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def broadcast_parameters(model: torch.nn.Module, group: Group) -> None:
-    """Rank 0's weights on every rank (the same seed gives them anyway; this makes sure)."""
-    if not group.active:
-        return
-    with torch.no_grad():
-        for t in list(model.parameters()) + list(model.buffers()):
-            dist.broadcast(t.data, src=0)
 
 
 def interleave(pieces: list[np.ndarray]) -> np.ndarray:

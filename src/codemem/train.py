@@ -244,7 +244,7 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     torch.manual_seed(params.seed)  # initialisation (data loading draws nothing from torch)
     training = spec.prepare(params, layout, device)
     model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
-    distributed.broadcast_parameters(model, group)
+    ddp = distributed.data_parallel(model, group)  # None with one process
     if group.active:
         training.group = group  # the tasks split their per-epoch measurements across the ranks
     where = f"{device} x {group.world} processes" if group.active else f"{device}"
@@ -288,9 +288,9 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
         todo = batches[done_steps:]
         for step, batch in enumerate(progress_bar(todo, description=description) if group.main else todo, done_steps):
             optimizer.zero_grad(set_to_none=True)
-            if group.active:
-                total += _shard_backward(training, batch, group)
-                distributed.average_gradients(model, group)
+            if ddp is not None:
+                with distributed.forward_through(training, ddp):
+                    total += _shard_backward(training, batch, group)
             else:
                 loss, size = training.loss(batch)
                 loss.backward()
@@ -357,9 +357,13 @@ def _shard_backward(training: task.Training, batch, group: distributed.Group) ->
     the terms of all ranks summing to the loss of the whole batch, so the gradients summed over the
     ranks are the whole batch's), backward. Returns the term times the batch size (the ranks' sum:
     the epoch's train_loss numerator, as one process adds it). A rank whose share is empty (a batch
-    smaller than the world) computes nothing and adds zero gradients."""
+    smaller than the world) still runs DDP's backward, which every rank must: a zero term on the
+    batch's first sample, whose in-step records are put back as they were."""
     part = distributed.shard(batch, group)
     if len(part) == 0:
+        records = training.step_state()
+        (training.shard_loss(batch[:1], batch) * 0.0).backward()
+        training.load_step_state(records)
         return 0.0
     term = training.shard_loss(part, batch)
     term.backward()

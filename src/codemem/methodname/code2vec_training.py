@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from codemem import metrics
 from codemem.methodname import code2vec, code2vec_fast
@@ -69,7 +70,9 @@ class Code2VecTraining(MethodNameTraining):
         return torch.from_numpy(out)
 
     def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_sample = self.model.loss(self.inputs["train"][idx].to(self.device), self.labels["train"][idx].to(self.device))
+        # Through `self.model(...)`, not `.loss`: under data-parallel training that call is DDP's.
+        logits = self.model(self.inputs["train"][idx].to(self.device))
+        per_sample = F.cross_entropy(logits, self.labels["train"][idx].to(self.device), reduction="none")
         return per_sample.mean(), per_sample
 
     @torch.no_grad()
