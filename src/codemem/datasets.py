@@ -18,6 +18,10 @@ projects); `java-top10` applies the study's recipe to Java-Large (10 fixed names
 methods each, seeded; every such method of the validation and test folders). The archives are
 downloaded into `data/` (tracked by `data.dvc`), their sha256 recorded in `data.checksums.json` on
 the first download and enforced after.
+
+How a corpus becomes samples is a `Recipe` (data, below): one extraction path
+(`codemem.methodname.java_corpora`) runs every recipe, so the small default corpus exercises the
+code that runs at Java-Large's scale.
 """
 
 from __future__ import annotations
@@ -44,6 +48,45 @@ class Archive:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """Which methods of a MethodName corpus become samples, and in which split.
+
+    names: "all" (every error-free method with a name), "top" (the `extract.top_names` most frequent
+      labels, ties by label: a corpus whose names are not known beforehand) or a tuple of labels
+      (known beforehand, so a cheap regex skips the files naming none of them unparsed);
+    cap: whose methods `extract.per_name` caps, per name, seeded: "all" (every candidate, before the
+      split) or "train" (training methods only; every validation / test one is kept, as the study's
+      Java-Top10 kept them); not used with names="all";
+    dedup_bodies: drop a method whose whitespace-free body an earlier one (file order) has: a quarter
+      of the JDK's methods share one, and a memorization study must not test on its training set.
+      code2seq's archives were already deduplicated by file and the study used them as they are;
+    split: "folders" (the archive's training / validation / test folders: whole projects) or
+      "package" (whole packages, in a seeded order, to `extract.split`'s shares, after the choice);
+    npz: how contexts.npz is written from the per-split text files: "stream" (a zip member at a time,
+      bounded memory: `npzstream.assemble`) or "savez" (numpy's savez_compressed of the arrays in memory:
+      the bytes jdk-top10's contexts.npz has always had, token ids interleaving the test variants).
+    """
+
+    names: str | tuple[str, ...] = "all"
+    cap: str = "train"
+    dedup_bodies: bool = False
+    split: str = "folders"
+    npz: str = "stream"
+
+    def __post_init__(self):
+        # A package split needs the chosen methods' packages before the split passes: a choice pass.
+        assert self.names != "all" or self.split == "folders", "names='all' splits by the archive's folders"
+
+
+# A Dataset's `recipe` is one of these names (a string: fetch records it in the archive manifests).
+RECIPES = {
+    "all": Recipe(),  # Java-Small, -Med, -Large
+    "top10": Recipe(names=TOP10_LABELS, cap="train"),  # the study's Java-Top10 over Java-Large
+    "top-names": Recipe(names="top", cap="all", dedup_bodies=True, split="package", npz="savez"),  # jdk-top10
+}
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str
     task: str  # "methodname" | "varmisuse"
@@ -54,8 +97,12 @@ class Dataset:
     kind: str
     description: str
     archive: Archive | None = None
-    recipe: str = "all"  # java-archive: "all" (every method) or "top10" (the study's Java-Top10)
+    recipe: str = "all"  # MethodName: a key of RECIPES
     base_url: str = ""  # where the files are, unless fetch.url names a mirror
+
+    @property
+    def method_recipe(self) -> Recipe:
+        return RECIPES[self.recipe]
 
 
 JAVA_SMALL = Archive("java-small.tar.gz", "java-small", "83.6 MB compressed", 8 * GB)
@@ -71,6 +118,7 @@ _REGISTRY = {
             "methodname",
             "jdk",
             "Java-Top10 recipe over the JDK's src.zip (or over fetch.source: any zip/folder of .java files)",
+            recipe="top-names",
         ),
         Dataset(
             "stdlib-great",

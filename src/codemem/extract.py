@@ -1,5 +1,5 @@
 """extract: build/raw -> build/samples. The dataset's task does it: MethodName's path-contexts
-(codemem.methodname.method_samples, java_corpora) or VarMisuse's GREAT JSON lines
+(codemem.methodname.java_corpora, one path for every source) or VarMisuse's GREAT JSON lines
 (codemem.varmisuse.bug_datasets)."""
 
 from __future__ import annotations

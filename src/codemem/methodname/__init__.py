@@ -4,8 +4,11 @@
     java_paths.py       a Java method -> path-contexts (tree-sitter), as the originals' extractors
     java_ast.py         the originals' AST shapes rebuilt from tree-sitter's
     java_tokens.py      terminals, labels, path hashing: the originals' normalisation
-    method_samples.py   extraction of a zip or folder of .java files (jdk-top10, a user's corpus)
-    java_corpora.py     extraction of code2seq's Java-* archives at scale (zip_pieces, npzstream)
+    java_corpora.py     the one extraction path: a zip or folder of .java files (jdk-top10, a
+                        user's corpus) or code2seq's Java-* archives, streamed, on all cores,
+                        resumable, by the dataset's recipe (datasets.RECIPES; npzstream, zip_pieces)
+    method_samples.py   what depends on the source and recipe: reading members, choosing methods,
+                        splitting by package
     name_training.py    what both models' training shares: labels, batches, the epoch's measurements
     code2vec.py         the model as the original computes it (the reference); code2vec_training.py
                         its data and measurements

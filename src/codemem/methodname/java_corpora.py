@@ -1,30 +1,37 @@
-"""extract (MethodName) for code2seq's Java archives: Java-Small, -Med, -Large and the study's Java-Top10.
+"""extract (MethodName): one path from a corpus of .java files to samples, for every corpus and recipe.
 
-These corpora are far larger than the JDK (Java-Large: ~16M methods), so the in-memory path of
-`methodname.run` does not scale to them. Here:
+Sources (`method_samples.Source`): the zip fetch made of the JDK's src.zip or of a user's zip / folder
+(build/raw/corpus.zip, its .java members in name order), or one of code2seq's tar.gz archives
+(Java-Small, -Med, -Large: ~16M methods in Java-Large), whose members stream straight out of the
+verified archive (`codemem.archive`: checked headers, bounded memory), never unpacked. Either way the
+main process reads and writes, worker processes parse, so the JDK-sized default corpus runs the code
+that runs at scale. What differs is data, the dataset's recipe (`codemem.datasets.Recipe`):
 
-- members stream straight out of the verified tar.gz (`codemem.archive`: checked headers, bounded
-  memory), never unpacked; the main process decompresses and writes, worker processes parse;
-- a split is the archive's own folder (`training` -> train, `validation` -> val, `test` -> test),
-  so projects never straddle splits, as in the published datasets;
-- each split is its own pass over the archive and lands in `build/extract-work/<key>/<split>/` with
-  a `done.json`: a killed run restarts the unfinished split only (decompressing past the others
-  costs seconds, parsing them would cost hours); Java-Top10's three splits share one pass. The key
-  hashes the archive's sha256 and every setting that changes the output, so stale work is never reused;
-- `recipe: all` keeps every method with a body; `recipe: top10` (Java-Top10) first scans all splits
-  with a cheap name prefilter (a regex over identifiers followed by `(`; only files naming one of the
-  ten labels are parsed, and only for method names), then samples `extract.per_name` training methods
-  per name (seeded) and keeps every such validation / test method; only those get path-contexts.
-- contexts.npz is assembled from the per-split text files at the end, chunk by chunk, parsed by
-  the workers, with the tables of tokens and paths as the only large in-memory state
-  (`codemem.methodname.npzstream`); the text files are then hard-linked into the output.
+- which methods: `names: all` keeps every error-free named method; otherwise a choice pass scans
+  every member first (for fixed names, such as the study's Java-Top10, only files in which a cheap
+  regex finds one of them followed by `(` are parsed, and only for method names), then
+  `method_samples` keeps the candidates (bodies deduplicated if `dedup_bodies`), picks the names
+  (`top`: the most frequent; or the fixed ones), caps them (`cap`, seeded) and, with `split: package`,
+  assigns whole packages to splits; only the chosen methods get path-contexts;
+- which split: `split: folders` is the archive's own (`training` -> train, `validation` -> val,
+  `test` -> test: projects never straddle splits, as in the published datasets);
+- resumable: each split is its own pass over the source and lands in
+  `build/extract-work/<key>/<split>/` with a `done.json`: a killed run restarts the unfinished split
+  only (decompressing past the others costs seconds, parsing them would cost hours); the chosen
+  methods of a choice's three splits share one pass. The key hashes the source's sha256, the recipe
+  and every setting that changes the output, so stale work is never reused;
+- contexts.npz is assembled from the per-split text files at the end (`npz: stream`: chunk by chunk,
+  parsed by the workers, `codemem.methodname.npzstream`; `npz: savez`: numpy's in-memory writer, the
+  bytes jdk-top10's file has always had); the text files are then hard-linked into the output.
 
-Like upstream's preprocessing (and unlike `jdk-top10`), bodies are not deduplicated: the published
-archives were already deduplicated by file, and the study used them as they are.
+Outputs in build/samples: `{train,val,test}.c2v` and `.c2s` in upstream code2vec's and code2seq's
+preprocessed formats, `contexts.npz` (compact arrays, see codemem.storage), `methods.jsonl` (one line
+per sample: split, file, line, name, label, variables) and `report.json`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -38,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codemem import archive, datasets, storage
-from codemem.errors import InputError, MissingInputError
-from codemem.methodname import npzstream
+from codemem import datasets, storage
+from codemem.errors import InputError
+from codemem.methodname import method_samples, npzstream
 from codemem.methodname.java_paths import JavaExtractor
 from codemem.methodname.java_tokens import PathConfig, _c2s_token, _c2v_token, _label_of, c2v_line
 from codemem.params import Params
@@ -54,13 +61,13 @@ _IDENT_CALL = re.compile(rb"(?<![A-Za-z0-9_$])([A-Za-z_$][A-Za-z0-9_$]*+)\s*+\("
 _w: dict = {}  # per-worker state
 
 
-def _init(config: PathConfig, seed: int, max_contexts: int, stored: int, labels) -> None:
+def _init(config: PathConfig, seed: int, max_contexts: int, stored: int, labels, dedup: bool = False) -> None:
     # A method's path-contexts are thousands of tuples that live until its lines are written: with the
     # default threshold (700 allocations) the cyclic collector kept traversing them, ~3 % of the
     # workers' instructions. Extraction makes no reference cycles; refcounting frees what it makes.
     gc.set_threshold(100_000, 10, 10)
     _w.update(extractor=JavaExtractor(config), config=config, seed=seed, max_contexts=max_contexts,
-              stored=stored, labels=frozenset(labels) if labels else None, names={})  # fmt: skip
+              stored=stored, labels=frozenset(labels) if labels else None, names={}, dedup=dedup)  # fmt: skip
 
 
 def _status(data: bytes) -> str:
@@ -91,16 +98,20 @@ def _mentions(data: bytes) -> bool:
 
 
 def _scan(item):
-    """Top10 pass 1: (name, status, [(index, label)] of the wanted, error-free methods)."""
+    """The choice pass: (name, status, methods parsed, [(index, label, body_key, has_error)]): every
+    method for names "top" (the main process counts and deduplicates them), only the error-free ones
+    with a wanted label for fixed names, whose files the prefilter may skip unparsed."""
     name, data = item
     status = _status(data)
     if status != "ok":
         return name, status, 0, []
-    if not _mentions(data):
+    wanted = _w["labels"]
+    if wanted is not None and not _mentions(data):
         return name, "prefiltered", 0, []
-    infos = _w["extractor"].methods(data, body_keys=False)
-    wanted = [(m.index, m.label) for m in infos if m.label in _w["labels"] and not m.has_error]
-    return name, "ok", len(infos), wanted
+    infos = _w["extractor"].methods(data, body_keys=_w["dedup"])
+    methods = [(m.index, m.label, m.body_key, m.has_error) for m in infos
+               if wanted is None or (m.label in wanted and not m.has_error)]  # fmt: skip
+    return name, "ok", len(infos), methods
 
 
 _OUTPUTS = ("c2v", "c2s", "methods", "variants")  # a split's text files
@@ -163,74 +174,61 @@ def _pipelined(pool, fn, items):
         yield from p.get()
 
 
-class Layout:
-    """Which split a member belongs to, from the archive's folders."""
-
-    def __init__(self, a: datasets.Archive):
-        self.prefixes = {f"{a.root}/{folder}/": split for folder, split in a.folders.items()}
-
-    def split(self, name: str) -> str | None:
-        for prefix, split in self.prefixes.items():
-            if name.startswith(prefix):
-                return split
-        return None
-
-    def project(self, name: str) -> str:
-        parts = name.split("/")
-        return parts[2] if len(parts) > 3 else ""
-
-
-def _work_key(manifest: dict, params: Params) -> str:
+def _work_key(source: method_samples.Source, recipe: datasets.Recipe, params: Params) -> str:
     x = params.extract
-    settings = {"sha256": manifest["source_sha256"], "recipe": manifest["recipe"], "seed": params.seed,
+    settings = {"sha256": source.sha256, "recipe": dataclasses.asdict(recipe), "seed": params.seed,
                 "max_path_length": x.max_path_length, "max_path_width": x.max_path_width,
                 "max_contexts": x.max_contexts, "stored": x.max_contexts_stored, "per_name": x.per_name,
-                "max_file_bytes": x.max_file_bytes, "max_files": x.max_files, "format": 1}  # fmt: skip
+                "top_names": x.top_names, "split": list(x.split), "max_file_bytes": x.max_file_bytes,
+                "max_files": x.max_files, "format": 2}  # fmt: skip
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples"),
-        work_root=Path("build/extract-work")) -> dict:
+def run(params: Params, layout: storage.Layout = storage.PROJECT) -> dict:
     t0 = time.time()
-    manifest_path = Path(raw_dir) / "manifest.json"
-    if not manifest_path.exists():
-        raise MissingInputError(f"{manifest_path} is missing: run the fetch stage first (`dvc repro fetch`)")
-    manifest = json.loads(manifest_path.read_text())
     ds = datasets.get(params.dataset)
-    source = Path(manifest["source"])
-    if not source.exists():
-        raise MissingInputError(f"{source} is missing: run the fetch stage (`dvc repro fetch`) or `dvc pull data.dvc`")
-    x = params.extract
-    layout, limits = Layout(ds.archive), archive.Limits(total_bytes=ds.archive.max_expanded)
-    work = Path(work_root) / _work_key(manifest, params)
+    recipe, x = ds.method_recipe, params.extract
+    source = method_samples.Source.of(ds, layout)
+    out_dir, work_root = layout.samples, layout.extract_work
+    work = work_root / _work_key(source, recipe, params)
     work.mkdir(parents=True, exist_ok=True)
-    if ds.recipe == "all" and not all((work / s / "done.json").exists() for s in storage.METHODNAME_SPLITS):
+    if recipe.names == "all" and not all((work / s / "done.json").exists() for s in storage.METHODNAME_SPLITS):
         # Every method's path-contexts: a Java-Small-sized look-alike's 101 MB tar.gz gave 18.9 GB of
         # samples (docs/benchmarks.md); half that ratio is a floor, so a short disk is refused now.
-        storage.require_space(work, 90 * source.stat().st_size, f"extracting {ds.archive.filename}")
+        storage.require_space(work, 90 * source.path.stat().st_size, f"extracting {source.path.name}")
     config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
                         max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
-    labels = datasets.TOP10_LABELS if ds.recipe == "top10" else None
+    labels = recipe.names if isinstance(recipe.names, tuple) else None
     workers = x.workers or os.cpu_count() or 1
-    initargs = (config, params.seed, x.max_contexts, x.max_contexts_stored, labels)
+    initargs = (config, params.seed, x.max_contexts, x.max_contexts_stored, labels, recipe.dedup_bodies)
     ctx = multiprocessing.get_context("fork")
-    report: Counter = Counter()
+    choice, split_layout, chosen = {}, source.layout, None
     with ctx.Pool(workers, initializer=_init, initargs=initargs) as pool:
-        chosen = _choose_top10(pool, source, layout, limits, params, work, report) if labels else None
+        if recipe.names != "all":
+            choice = _choose(pool, source, recipe, params, work)
+            chosen = {name: sorted(ix) for name, ix in choice["chosen"].items()}
+            if recipe.split == "package":
+                split_layout = method_samples.PackageLayout(choice["split"])
         passes = [storage.METHODNAME_SPLITS] if chosen is not None else [(s,) for s in storage.METHODNAME_SPLITS]
         for splits in passes:
-            _split_pass(pool, source, layout, limits, splits, chosen, x, work)
+            _split_pass(pool, source.path, split_layout, source.limits, splits, chosen, x, work)
     splits = {s: json.loads((work / s / "done.json").read_text()) for s in storage.METHODNAME_SPLITS}
-    for s in splits.values():
-        report.update(s["counts"])
-    scan_seconds = report.pop("_scan_seconds", None)
     counts = {f"samples_{s}": splits[s]["samples"] for s in storage.METHODNAME_SPLITS}
     if not counts["samples_train"] or not counts["samples_test"]:
-        raise InputError(f"extract: {source} gave {counts}: the archive's training or test folder has no usable "
+        if recipe.split == "package":
+            raise InputError(
+                f"extract: the split by package left {counts}: the corpus has too few packages "
+                f"({choice['packages']}) or methods for the chosen names. Use a larger corpus (fetch.source) or raise "
+                "extract.top_names / extract.per_name."
+            )
+        raise InputError(f"extract: {source.path} gave {counts}: the archive's training or test folder has no usable "
                          f"methods; check that it is {ds.archive.filename} (fetch.source / fetch.url)")
     with storage.atomic_dir(Path(out_dir)) as tmp:
-        with ctx.Pool(workers, initializer=npzstream.keep_heap) as pool:  # lines parsed in parallel, chunk by chunk
-            counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored, pool)
+        if recipe.npz == "savez":
+            counts |= npzstream.assemble_in_memory(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored)
+        else:
+            with ctx.Pool(workers, initializer=npzstream.keep_heap) as pool:  # lines parsed in parallel, chunk by chunk
+                counts |= npzstream.assemble(work, tmp / "contexts.npz", x.max_contexts, x.max_contexts_stored, pool)
         with open(tmp / "methods.jsonl", "wb") as out:
             for split in storage.METHODNAME_SPLITS:
                 with open(work / split / "methods.jsonl", "rb") as f:
@@ -238,26 +236,45 @@ def run(params: Params, raw_dir=Path("build/raw"), out_dir=Path("build/samples")
         for split in storage.METHODNAME_SPLITS:
             for ext in ("c2v", "c2s"):  # Java-Small's train.c2s alone is ~14 GB: linked, not copied
                 _link_or_copy(work / split / f"{split}.{ext}", tmp / f"{split}.{ext}")
-        timing = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
-        report_json = dict(sorted((report | counts).items())) | {
-            "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": manifest["source_sha256"],
-            "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", "pass", *timing)}
-                       for s in storage.METHODNAME_SPLITS},
-        }  # fmt: skip
-        if labels:
-            report_json["names"] = _name_counts(work)
-        (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
-    timings = {s: {k: splits[s][k] for k in (*timing, "pass") if k in splits[s]}
-               | {"files": splits[s]["counts"].get("files", 0), "samples": splits[s]["samples"]}
-               for s in storage.METHODNAME_SPLITS}  # fmt: skip
-    if scan_seconds is not None:  # java-top10's name scan over every split
-        timings["scan"] = {"seconds": scan_seconds, "files": sum(v for k, v in report.items() if k.startswith("scan_files_")),
-                           "methods_parsed": report["scan_methods_parsed"]}  # fmt: skip
-    storage.atomic_write(Path(work_root) / "timing.json", json.dumps(timings | {"total_seconds": round(time.time() - t0, 1)},
-                                                                indent=2) + "\n")
+        report, result = _report(ds, source, choice, splits, counts, work)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    timing = {s: {k: splits[s][k] for k in (*_TIMING, "pass") if k in splits[s]}
+              | {"files": splits[s]["counts"].get("files", 0), "samples": splits[s]["samples"]}
+              for s in storage.METHODNAME_SPLITS}  # fmt: skip
+    if choice:  # the choice's scan over every split
+        timing["scan"] = {k: choice[k] for k in ("seconds", "files", "methods_parsed")}
+    storage.atomic_write(work_root / "timing.json", json.dumps(timing | {"total_seconds": round(time.time() - t0, 1)},
+                                                              indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
-    log(f"extract: {report['files']} files, {counts} in {time.time() - t0:.0f} s")
-    return {k: report_json[k] for k in ("files", "methods", *counts) if k in report_json}
+    log(f"extract: {source.path.name}: {counts} in {time.time() - t0:.0f} s")
+    return result
+
+
+_TIMING = ("seconds", "files_per_s", "methods_per_s")  # in build/extract-work/timing.json: not an output
+
+
+def _report(ds, source: method_samples.Source, choice: dict, splits: dict, counts: dict, work: Path) -> tuple[dict, dict]:
+    """(report.json, what the stage returns). Names "top": the choice's census of the corpus (its scan
+    parsed every file), the sample counts and the chosen names' candidates. Otherwise (the archives):
+    the split passes' counts (and a fixed-name scan's), the archive and per-split projects, the chosen
+    names per split."""
+    if ds.method_recipe.names == "top":
+        report = Counter(choice["counts"])
+        report |= counts  # (a Counter union: counts of 0 are left out)
+        report["names"] = choice["names"]
+        report = dict(sorted(report.items()))
+        return report, report
+    totals: Counter = Counter(choice.get("counts", {}))
+    for s in splits.values():
+        totals.update(s["counts"])
+    report = dict(sorted((totals | counts).items())) | {
+        "dataset": ds.name, "recipe": ds.recipe, "archive_sha256": source.sha256,
+        "splits": {s: {k: v for k, v in splits[s].items() if k not in ("counts", "pass", *_TIMING)}
+                   for s in storage.METHODNAME_SPLITS},
+    }  # fmt: skip
+    if choice:
+        report["names"] = _name_counts(work)
+    return report, {k: report[k] for k in ("files", "methods", *counts) if k in report}
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -268,36 +285,36 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _members(source, layout, limits, want):
-    """(name, bytes) of the .java members whose split passes `want`."""
-    return archive.stream(source, lambda n: n.endswith(".java") and want(layout.split(n)), limits)
+_members = method_samples.members  # (a module global: tests count the streams)
 
 
-def _choose_top10(pool, source, layout, limits, params, work, report) -> dict[str, set]:
-    """Pass 1 of Java-Top10: scan every split for the ten names; sample the training methods."""
-    done = work / "top10-chosen.json"
+def _choose(pool, source: method_samples.Source, recipe: datasets.Recipe, params: Params, work: Path) -> dict:
+    """The choice pass: scan every member (every split of an archive), choose the methods
+    (`method_samples`), and for a split by package, the split of each chosen file. Kept in
+    `chosen.json`: a rerun after a kill goes straight to the split passes."""
+    done = work / "chosen.json"
     if not done.exists():
-        t0, candidates, counts = time.time(), [], Counter()
-        stream = _members(source, layout, limits, lambda split: split is not None)
-        items = ((n, d) for n, d in _limit(stream, params.extract.max_files))
-        for name, status, n_methods, wanted in progress_bar(_pipelined(pool, _scan, items), "extract: scanning names"):
-            counts[f"scan_files_{status}"] += 1
-            counts["scan_methods_parsed"] += n_methods
-            split = layout.split(name)
-            candidates += [(split, name, index, label) for index, label in wanted]
-        rng = np.random.default_rng([params.seed, 0])
-        chosen: dict[str, list[int]] = {}
-        for label in datasets.TOP10_LABELS:
-            train = [c for c in candidates if c[0] == "train" and c[3] == label]
-            if params.extract.per_name and len(train) > params.extract.per_name:
-                train = [train[i] for i in sorted(rng.choice(len(train), params.extract.per_name, replace=False))]
-            for _, name, index, _ in train + [c for c in candidates if c[0] != "train" and c[3] == label]:
-                chosen.setdefault(name, []).append(index)
-        storage.atomic_write(done, json.dumps({"chosen": chosen, "counts": counts, "seconds": round(time.time() - t0, 1)}))
-    data = json.loads(done.read_text())
-    report["_scan_seconds"] = data["seconds"]  # timing: kept out of report.json
-    report.update(data["counts"])
-    return {name: sorted(ix) for name, ix in data["chosen"].items()}
+        t0, x = time.time(), params.extract
+        candidates = method_samples.Candidates(recipe)
+        where = source.layout.split if source.layout else lambda name: None
+        stream = _members(source.path, source.limits, lambda n: source.layout is None or where(n) is not None)
+        for name, status, parsed, methods in progress_bar(_pipelined(pool, _scan, _limit(stream, x.max_files)),
+                                                          "extract: scanning names"):  # fmt: skip
+            candidates.add(where(name), name, status, parsed, methods)
+        rng = np.random.default_rng([params.seed, 0])  # stream 0: extraction
+        rows, names = method_samples.choose(candidates.rows, recipe, x.top_names, x.per_name, rng)
+        data = {"chosen": {}, "counts": candidates.counts, "names": names, "seconds": round(time.time() - t0, 1),
+                "files": candidates.files, "methods_parsed": candidates.parsed}  # fmt: skip
+        for _, name, index, _ in rows:
+            data["chosen"].setdefault(name, []).append(index)
+        if recipe.split == "package":
+            package = method_samples.package
+            sizes = Counter(package(name) for _, name, _, _ in rows)
+            split_of = method_samples.split_by_package(sorted(sizes), sizes, x.split, rng)
+            data["split"] = {name: storage.METHODNAME_SPLITS[split_of[package(name)]] for name in data["chosen"]}
+            data["packages"] = len(sizes)
+        storage.atomic_write(done, json.dumps(data))
+    return json.loads(done.read_text())
 
 
 def _limit(items, n: int):
@@ -310,8 +327,9 @@ def _limit(items, n: int):
 def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x, work) -> None:
     """Stream the members of `splits` once, extract, append to each split's text files; a split's
     done.json marks it whole. Every method of a split (recipe `all`) takes a pass a split, so a killed
-    run redoes one split; Java-Top10's few chosen methods take one pass for all three, which would
-    otherwise be mostly decompressing the archive three times (~150 s each at Java-Large's size)."""
+    run redoes one split; a choice's few chosen methods take one pass for all three, which would
+    otherwise be mostly decompressing the archive three times (~150 s each at Java-Large's size).
+    `layout` says which split a member is in: the archive's folders, or the chosen packages."""
     todo = []
     for split in splits:
         if (work / split / "done.json").exists():
@@ -331,9 +349,9 @@ def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x
     counts = {s: Counter() for s in todo}
     samples, projects = dict.fromkeys(todo, 0), {s: set() for s in todo}
     t0 = time.time()
-    items = _members(source, layout, limits, lambda s: s in out)
+    items = _members(source, limits, lambda n: layout.split(n) in out and (chosen is None or n in chosen))
     if chosen is not None:
-        items = ((n, d, layout.split(n), chosen[n]) for n, d in items if n in chosen)
+        items = ((n, d, layout.split(n), chosen[n]) for n, d in items)
     else:  # one split a pass: max_files counts its files
         (split,) = todo
         items = ((n, d, split, None) for n, d in _limit(items, x.max_files))

@@ -1,91 +1,95 @@
-"""extract (MethodName): from a corpus of .java files to Java-Top10-style samples.
+"""Where MethodName samples come from and which become samples: the source-specific parts of the one
+extraction path (`codemem.methodname.java_corpora`) and a recipe's choice (`codemem.datasets.Recipe`).
 
-1. Scan every file for methods with a body (fast: no paths yet). Files that are too large, binary,
-   not UTF-8, or methods whose syntax tree has errors are skipped and counted in the report.
-2. Drop duplicate method bodies, keeping the first in file order: about a quarter of JDK methods
-   share a body with another, and a memorization study must not test on its training set.
-3. Keep the `top_names` most frequent names, at most `per_name` methods each (seeded sample),
-   like Java-Top10 (10 names x 1,000 methods).
-4. Split by package (seeded), so no package is in two splits.
-5. Extract path-contexts for the kept methods only, and for test methods each variable's
-   single-place renaming to `var<k>` (for the critical sample ratio).
+Sources (`Source`, `members`): the zip fetch made of the JDK's src.zip or of a user's zip / folder
+(build/raw/corpus.zip, members in name order, so the choice and the sample order follow file names),
+or one of code2seq's verified tar.gz archives (members in archive order, streamed). Which split a
+member is in: the archive's folders (`FolderLayout`), or its package's assignment (`PackageLayout`).
 
-Outputs in build/samples: `{train,val,test}.c2v` and `.c2s` in upstream code2vec's and code2seq's
-preprocessed formats (extracted once for both models), `contexts.npz` (compact arrays, see codemem.storage), `methods.jsonl` (one line per sample: split, file,
-line, name, label, variables) and `report.json`.
+The choice: the choice pass streams every member once; its workers return each file's methods
+(index, label, body key, syntax error) and, in the main process, `Candidates` keeps the error-free,
+named ones (deduplicated if the recipe says so), `choose` picks the names and caps them, and for a
+split by package `split_by_package` assigns whole packages to splits. Only the chosen methods get
+path-contexts, in the split passes. Every draw comes from one generator, `default_rng([seed, 0])`, in
+a fixed order (the names' caps in name order, then the packages' order), so a seed gives the same
+sample on every machine and rerun.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import multiprocessing
-import os
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from codemem import storage
-from codemem.errors import InputError
-from codemem.methodname.java_paths import JavaExtractor
-from codemem.methodname.java_tokens import PathConfig, _c2s_token, _c2v_token, c2v_line
-from codemem.params import Params
-from codemem.progress import log, progress_bar
-
-_worker: dict = {}  # per-process state: the open corpus zip and the extractor
+from codemem import archive, datasets, storage
+from codemem.errors import MissingInputError
 
 
-def _init_worker(corpus: str, config: PathConfig) -> None:
-    _worker["zip"] = zipfile.ZipFile(corpus)
-    _worker["extractor"] = JavaExtractor(config)
-    _worker["max_bytes"] = config.max_file_bytes
+class Candidates:
+    """The scanned methods a recipe may choose from, in member order, and what the scan counted.
+
+    With names "top" the scan parses every file, so its counts are the corpus's census (files by
+    status, methods, those with syntax errors, without name sub-tokens, with a duplicate body) and
+    become the report's own keys; with fixed names most files are skipped by the prefilter, so the
+    counts are the scan's (`scan_files_<status>`, `scan_methods_parsed`), next to the split passes'."""
+
+    def __init__(self, recipe: datasets.Recipe):
+        self.recipe, self.rows, self.counts, self._seen = recipe, [], Counter(), set()
+        self.files = self.parsed = 0  # for timing.json
+
+    def add(self, split: str | None, name: str, status: str, parsed: int, methods) -> None:
+        """One file's scan: methods are (index, label, body_key, has_error) tuples (for fixed names,
+        only the error-free ones with a wanted label: the workers filter them)."""
+        c, census = self.counts, self.recipe.names == "top"
+        self.files, self.parsed = self.files + 1, self.parsed + parsed
+        if census:
+            c["files"] += 1
+            c[f"files_{status}"] += 1
+        else:
+            c[f"scan_files_{status}"] += 1
+            c["scan_methods_parsed"] += parsed
+        for index, label, body_key, has_error in methods:
+            if census:
+                c["methods"] += 1
+            if has_error:
+                c["methods_with_syntax_errors"] += 1
+            elif not label:
+                c["methods_without_name_subtokens"] += 1
+            elif self.recipe.dedup_bodies and body_key in self._seen:
+                c["methods_duplicate_body"] += 1
+            else:
+                self._seen.add(body_key)
+                self.rows.append((split, name, index, label))
 
 
-def _read(name: str) -> tuple[bytes | None, str]:
-    """The file's bytes, or None and why it is skipped."""
-    info = _worker["zip"].getinfo(name)
-    if info.file_size > _worker["max_bytes"]:
-        return None, "too_large"
-    data = _worker["zip"].read(name)
-    if b"\0" in data:
-        return None, "binary"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, "not_utf8"
-    return data, "ok"
+def choose(rows: list, recipe: datasets.Recipe, top_names: int, per_name: int, rng) -> tuple[list, dict]:
+    """(the chosen (split, file, index, label) rows, {label: its candidates} of the chosen names).
+
+    Per name, in name order: the capped rows (every candidate, or the training ones) are sampled down
+    to per_name (indices drawn without replacement, kept in member order); with cap "train" every
+    validation / test candidate of the name is kept as well."""
+    counts = Counter(label for _, _, _, label in rows)
+    if recipe.names == "top":
+        labels = [label for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_names]]
+    else:
+        labels = list(recipe.names)
+    chosen = []
+    for label in labels:
+        capped = [r for r in rows if r[3] == label and (recipe.cap == "all" or r[0] == "train")]
+        if per_name and len(capped) > per_name:
+            capped = [capped[i] for i in sorted(rng.choice(len(capped), per_name, replace=False))]
+        chosen += capped
+        if recipe.cap == "train":
+            chosen += [r for r in rows if r[3] == label and r[0] != "train"]
+    return chosen, {label: counts[label] for label in labels}
 
 
-def _scan(name: str):
-    data, status = _read(name)
-    if data is None:
-        return name, status, []
-    methods = _worker["extractor"].methods(data)
-    return name, status, [(m.index, m.label, m.body_key, m.line, m.name, m.has_error) for m in methods]
-
-
-def _extract(job):
-    """Extract the chosen methods of one file in both formats; test methods also get their
-    renaming variants. code2seq keeps up to `stored` contexts for training samples (it resamples
-    `max_contexts` of them every step) and `max_contexts` for validation and test."""
-    name, split_of_method, seed, max_contexts, stored = job
-    data, _ = _read(name)
-    out = []
-    for s in _worker["extractor"].extract(data, key=name, seed=seed, only=sorted(split_of_method)):
-        test = split_of_method[s.index] == 2
-        limit = stored if split_of_method[s.index] == 0 else max_contexts
-        item = {"index": s.index, "name": s.name, "label": s.label, "line": s.line, "variables": list(s.variables)}
-        for fmt, n, token, contexts in (("c2v", max_contexts, _c2v_token, s.c2v_contexts),
-                                        ("c2s", limit, _c2s_token, s.c2s_contexts)):  # fmt: skip
-            item[fmt] = contexts(n)
-            # Each variable's renaming to var<k>: (new terminal, the (context, side) pairs it changes).
-            # A variable whose occurrences were not sampled renames nothing the model sees, yet the
-            # sample is renamable: it counts in CSR's denominator, as in the study (which re-extracted
-            # the renamed method; we keep its sampled contexts, so only the renaming can change the
-            # prediction).
-            item[f"{fmt}_variants"] = s.variants(n, token) if test else []
-        out.append(item)
-    return name, out
+def package(file: str) -> str:
+    return file.rsplit("/", 1)[0]
 
 
 def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) -> dict[str, int]:
@@ -105,117 +109,67 @@ def split_by_package(packages: list[str], sizes: dict[str, int], shares, rng) ->
     return assignment
 
 
-def run(params: Params, layout: storage.Layout = storage.PROJECT) -> dict:
-    x = params.extract
-    corpus, out_dir = storage.require(layout.corpus, "fetch"), layout.samples
-    config = PathConfig(max_path_length=x.max_path_length, max_path_width=x.max_path_width,
-                        max_contexts=x.max_contexts_stored, max_file_bytes=x.max_file_bytes)  # fmt: skip
-    with zipfile.ZipFile(corpus) as z:
-        files = sorted(n for n in z.namelist() if n.endswith(".java"))
-    workers = x.workers or os.cpu_count() or 1
-    report: Counter = Counter(files=len(files))
-    rng = np.random.default_rng([params.seed, 0])  # stream 0: extraction
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(corpus), config)) as pool:
-        # 1-2: scan and deduplicate
-        candidates, seen = [], set()
-        scanned = pool.imap(_scan, files, chunksize=16)
-        for name, status, methods in progress_bar(scanned, "extract: scanning methods", total=len(files)):
-            report[f"files_{status}"] += 1
-            for index, label, body_key, line, method_name, has_error in methods:
-                report["methods"] += 1
-                if has_error:
-                    report["methods_with_syntax_errors"] += 1
-                elif not label:
-                    report["methods_without_name_subtokens"] += 1
-                elif body_key in seen:
-                    report["methods_duplicate_body"] += 1
-                else:
-                    seen.add(body_key)
-                    candidates.append((name, index, label))
-        # 3: the most frequent names, capped
-        counts = Counter(label for _, _, label in candidates)
-        top = [label for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: x.top_names]]
-        chosen = []
-        for label in top:
-            members = [c for c in candidates if c[2] == label]
-            if x.per_name and len(members) > x.per_name:
-                members = [members[i] for i in sorted(rng.choice(len(members), x.per_name, replace=False))]
-            chosen += members
-        # 4: split by package
-        package = lambda file: file.rsplit("/", 1)[0]
-        sizes = Counter(package(f) for f, _, _ in chosen)
-        split_of = split_by_package(sorted(sizes), sizes, x.split, rng)
-        by_file: dict[str, dict[int, int]] = defaultdict(dict)
-        for f, index, _ in chosen:
-            by_file[f][index] = split_of[package(f)]
-        jobs = [(f, ix, params.seed, x.max_contexts, x.max_contexts_stored) for f, ix in sorted(by_file.items())]
-        # 5: path-contexts
-        extracted = list(progress_bar(pool.imap(_extract, jobs), "extract: path-contexts", total=len(jobs)))
+class PackageLayout:
+    """Which split a chosen file belongs to, from its package's assignment (shaped like the archive's
+    `FolderLayout`: `split(name)`, and `project(name)`, here the package)."""
 
-    samples = _assemble(extracted, split_of, package, x.max_contexts, x.max_contexts_stored)
-    if not samples["counts"]["samples_train"] or not samples["counts"]["samples_test"]:
-        raise InputError(
-            f"extract: the split by package left {samples['counts']} samples: the corpus has too few packages "
-            f"({len(sizes)}) or methods for the chosen names. Use a larger corpus (fetch.source) or raise "
-            "extract.top_names / extract.per_name."
-        )
-    report |= samples["counts"]
-    report["names"] = {label: counts[label] for label in top}
-    report_json = dict(sorted(report.items()))
-    with storage.atomic_dir(out_dir) as tmp:
-        storage.save_samples(tmp / "contexts.npz", samples["set"])
-        for split in storage.METHODNAME_SPLITS:
-            rows = samples["by_split"][split]
-            stored = x.max_contexts_stored if split == "train" else x.max_contexts
-            with open(tmp / f"{split}.c2v", "w") as f:
-                f.writelines(c2v_line(s["label"], s["c2v"], x.max_contexts) + "\n" for s in rows)
-            with open(tmp / f"{split}.c2s", "w") as f:
-                f.writelines(c2v_line(s["label"], s["c2s"], stored) + "\n" for s in rows)  # same layout
-        with open(tmp / "methods.jsonl", "w") as f:
-            for split in storage.METHODNAME_SPLITS:
-                f.writelines(json.dumps({"split": split, "file": s["file"], "line": s["line"], "name": s["name"],
-                                        "label": s["label"], "variables": s["variables"]}) + "\n"
-                             for s in samples["by_split"][split])  # fmt: skip
-        (tmp / "report.json").write_text(json.dumps(report_json, indent=2) + "\n")
-    log(f"extract: {report['methods']} methods in {len(files)} files -> {samples['counts']}")
-    return report_json
+    def __init__(self, split_of_file: dict[str, str]):
+        self.split_of_file = split_of_file
+
+    def split(self, name: str) -> str | None:
+        return self.split_of_file.get(name)
+
+    def project(self, name: str) -> str:
+        return package(name)
 
 
-def _assemble(extracted, split_of, package, max_contexts: int, stored: int) -> dict:
-    """String tables and index arrays from the extracted samples (deterministic order)."""
-    labels: dict[str, int] = {}
-    idx = lambda table, key: table.setdefault(key, len(table))
-    by_split = {s: [] for s in storage.METHODNAME_SPLITS}
-    for file, samples in extracted:
-        for s in samples:
-            by_split[storage.METHODNAME_SPLITS[split_of[package(file)]]].append(s | {"file": file})
-    split_labels = {split: np.array([idx(labels, s["label"]) for s in rows], dtype=np.int32)
-                    for split, rows in by_split.items()}  # fmt: skip
-    counts = {f"samples_{split}": len(rows) for split, rows in by_split.items()}
-    formats = {}
-    for fmt in ("c2v", "c2s"):
-        tokens, paths = {}, {}
-        contexts, variants = {}, {}
-        for split, rows in by_split.items():
-            width = stored if fmt == "c2s" and split == "train" else max_contexts
-            arr = np.full((len(rows), width, 3), -1, dtype=np.int32)
-            owner, var_token, occ_var, occ_ctx, occ_side = [], [], [], [], []
-            for i, s in enumerate(rows):
-                for k, context in enumerate(s[fmt]):
-                    a, p, b = context.split(",")
-                    arr[i, k] = (idx(tokens, a), idx(paths, p), idx(tokens, b))
-                for new_token, changed in s[f"{fmt}_variants"]:
-                    v = len(owner)
-                    owner.append(i)
-                    var_token.append(idx(tokens, new_token))
-                    for k, side in changed:
-                        occ_var.append(v), occ_ctx.append(k), occ_side.append(side)
-            as32 = lambda xs: np.array(xs, dtype=np.int32)
-            contexts[split] = arr
-            variants[split] = storage.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
-            counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(owner)
-        table = lambda t: np.array(list(t), dtype=str)
-        formats[fmt] = storage.ContextSet(table(tokens), table(paths), contexts, variants)
-    sample_set = storage.SampleSet(np.array(list(labels), dtype=str), split_labels, formats)
-    return {"set": sample_set, "by_split": by_split, "counts": counts}
+class FolderLayout:
+    """Which split a member belongs to, from the archive's folders."""
+
+    def __init__(self, a: datasets.Archive):
+        self.prefixes = {f"{a.root}/{folder}/": split for folder, split in a.folders.items()}
+
+    def split(self, name: str) -> str | None:
+        for prefix, split in self.prefixes.items():
+            if name.startswith(prefix):
+                return split
+        return None
+
+    def project(self, name: str) -> str:
+        parts = name.split("/")
+        return parts[2] if len(parts) > 3 else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where the members come from: the fetched zip (members in name order) or a verified archive."""
+
+    path: Path
+    sha256: str
+    layout: FolderLayout | None = None  # an archive's folders: which split a member is in
+    limits: archive.Limits | None = None  # None: the zip fetch made, not an archive
+
+    @classmethod
+    def of(cls, ds: datasets.Dataset, layout: storage.Layout) -> Source:
+        if ds.kind != "java-archive":
+            corpus = storage.require(layout.corpus, "fetch")
+            return cls(corpus, storage.sha256_file(corpus))
+        if not layout.manifest.exists():
+            raise MissingInputError(f"{layout.manifest} is missing: run the fetch stage first (`dvc repro fetch`)")
+        manifest = json.loads(layout.manifest.read_text())
+        source = Path(manifest["source"])
+        if not source.exists():
+            raise MissingInputError(f"{source} is missing: run the fetch stage (`dvc repro fetch`) or `dvc pull data.dvc`")
+        return cls(source, manifest["source_sha256"], FolderLayout(ds.archive), archive.Limits(total_bytes=ds.archive.max_expanded))
+
+
+def members(path: Path, limits: archive.Limits | None, select):
+    """(name, bytes) of the .java members whose name passes `select`: with limits None, those of the
+    zip fetch made, in name order; else those of a verified archive, in archive order."""
+    if limits is None:
+        with zipfile.ZipFile(path) as z:
+            for name in sorted(n for n in z.namelist() if n.endswith(".java")):
+                if select(name):
+                    yield name, z.read(name)
+        return
+    yield from archive.stream(path, lambda n: n.endswith(".java") and select(n), limits)

@@ -1,6 +1,6 @@
 """The MethodName task (code2vec, code2seq): predict a Java method's name from its body.
 
-Samples are path-contexts (codemem.methodname.method_samples); the noise replaces training names
+Samples are path-contexts (codemem.methodname.java_corpora); the noise replaces training names
 (`corrupt.corrupt_method_names`); training and per-epoch measurement are name_training's and each
 model's `*_training` module; the final metrics are the study's: sub-token F1 on test and on the noisy
 training labels, the Gini of the per-sample training loss, the critical sample ratio and the mean predicted
@@ -35,15 +35,11 @@ class MethodName(Task):
     study_columns = {"train": "train_f1", "test": "test_f1", "gini": "gini", "csr": "csr"}  # noqa: RUF012
 
     def extract(self, params: Params, layout: Layout) -> dict:
-        from codemem import datasets
+        """Every corpus (the JDK's zip, a folder, code2seq's archives) takes one path; the dataset's
+        recipe (codemem.datasets.Recipe) says which methods and splits."""
+        from codemem.methodname import java_corpora
 
-        if datasets.get(params.dataset).kind == "java-archive":  # the study's Java-* archives, at scale
-            from codemem.methodname import java_corpora
-
-            return java_corpora.run(params, layout.raw, layout.samples)
-        from codemem.methodname import method_samples
-
-        return method_samples.run(params, layout)
+        return java_corpora.run(params, layout)
 
     def corrupt(self, params: Params, layout: Layout, rng: np.random.Generator) -> dict:
         """Replace a share of the training names; labels.tsv records every sample's true and noisy name."""

@@ -247,3 +247,49 @@ def _variants(path: Path, k: int, tokens: dict) -> tuple[list, ...]:
                     for ctx, side in changed:
                         occ_var.append(v), occ_ctx.append(ctx), occ_side.append(side)
     return owner, token, occ_var, occ_ctx, occ_side
+
+
+def assemble_in_memory(work: Path, out: Path, max_contexts: int, stored: int) -> dict:
+    """`out` as numpy's savez_compressed writes it (`storage.save_samples`), from the same text files,
+    every array in memory: recipe npz "savez" (jdk-top10: tens of thousands of samples), whose
+    contexts.npz keeps the bytes it has always had. Ids are handed out row by row as in `assemble`,
+    except that a row's renaming variants take their token ids right after the row's contexts (not
+    after the split's), and the members are in save_samples' order."""
+    labels: dict[str, int] = {}
+    idx = lambda table, key: table.setdefault(key, len(table))
+    split_labels, counts, formats = {}, {}, {}
+    for k, fmt in enumerate(("c2v", "c2s")):
+        tokens: dict[str, int] = {}
+        paths: dict[str, int] = {}
+        contexts, variants = {}, {}
+        for split in storage.METHODNAME_SPLITS:
+            width = stored if fmt == "c2s" and split == "train" else max_contexts
+            rows = (work / split / f"{split}.{fmt}").read_text().split("\n")[:-1]
+            path = work / split / "variants.jsonl"
+            renamings = [json.loads(line)[k] for line in path.read_text().split("\n")[:-1]] if path.exists() else []
+            arr = np.full((len(rows), width, 3), -1, dtype=np.int32)
+            owner, var_token, occ_var, occ_ctx, occ_side = [], [], [], [], []
+            row_labels = []
+            for i, line in enumerate(rows):
+                label, *fields = line.split(" ")
+                row_labels.append(label)
+                for c, context in enumerate(f for f in fields if f):
+                    a, p, b = context.split(",")
+                    arr[i, c] = (idx(tokens, a), idx(paths, p), idx(tokens, b))
+                for new_token, changed in renamings[i] if i < len(renamings) else []:
+                    v = len(owner)
+                    owner.append(i)
+                    var_token.append(idx(tokens, new_token))
+                    for ctx, side in changed:
+                        occ_var.append(v), occ_ctx.append(ctx), occ_side.append(side)
+            if k == 0:
+                split_labels[split] = np.array([idx(labels, label) for label in row_labels], dtype=np.int32)
+                counts[f"samples_{split}"] = len(rows)
+            as32 = lambda xs: np.array(xs, dtype=np.int32)
+            contexts[split] = arr
+            variants[split] = storage.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
+            counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(owner)
+        table = lambda t: np.array(list(t), dtype=str)
+        formats[fmt] = storage.ContextSet(table(tokens), table(paths), contexts, variants)
+    storage.save_samples(out, storage.SampleSet(np.array(list(labels), dtype=str), split_labels, formats))
+    return counts
