@@ -12,6 +12,10 @@
   `train_repair`/`test_repair` = repair accuracy, `gini` = Gini of the per-sample training loss
   (VarMisuse: location loss), `gini_repair`, `csr` = critical sample ratio.
 - `plots/curves.png`, `plots/scores.png`: the run's curves, readable offline.
+- Mislabel detection (codemem.detection): each signal's AUROC, AUPRC and precision at k against the
+  labels the corrupt stage flipped, in `metrics.json` under `detection` and in `plots/detection.csv`;
+  `plots/detection.png` draws the ROC and precision-recall curves and the data map. At noise 0 no
+  label was flipped: there is nothing to score, and the figure says so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from codemem import storage, task
+from codemem import detection, storage, task
 from codemem.errors import MissingInputError
 from codemem.params import Params
 from codemem.storage import PROJECT, Layout
@@ -63,7 +67,16 @@ def run(params: Params, layout: Layout = PROJECT) -> dict:
     counts = json.loads(storage.require(layout.logs / "counts.json", "train").read_text())
     with np.load(layout.logs / "per_sample.npz") as z:
         scores = sorted_scores(z["test_score"])
+        dynamics = {k: z[k] for k in (*detection.DYNAMICS, "in_step_loss") if k in z}
+        flipped = z.get("flipped")
     result = spec.final_metrics(history.iloc[-1], counts, params)
+    found = {}
+    if flipped is not None and dynamics:
+        found = detection.evaluate(dynamics, flipped) if flipped.any() else {}
+        result["detection"] = found | {"flipped": int(flipped.sum()), "measured": len(flipped)}
+    rows = [{"signal": name, **values} for name, values in found.items()]
+    storage.atomic_write(layout.plots / "detection.csv",
+                         pd.DataFrame(rows, columns=["signal", "auroc", "auprc", "precision_at_k"]).to_csv(index=False))
     storage.atomic_write(layout.metrics_json, json.dumps(result, indent=2) + "\n")
     table = pd.DataFrame({"rank": np.arange(1, len(scores) + 1), "score": np.round(scores, 6)})
     storage.atomic_write(layout.plots / "scores.csv", table.to_csv(index=False))
@@ -77,4 +90,6 @@ def run(params: Params, layout: Layout = PROJECT) -> dict:
         title = f"{params.model} on {params.dataset}, noise {params.noise:g} ({params.profile} profile; {how})"
         spec.draw(history, title, layout.plots)
         draw_scores(scores, title, layout.plots, spec.score_labels[params.train.measure])
+        detection.draw(dynamics, flipped if flipped is not None and dynamics else np.zeros(0, bool),
+                       f"{title}: which training labels are wrong?", layout.plots / "detection.png")
     return result

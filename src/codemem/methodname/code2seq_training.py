@@ -92,7 +92,8 @@ class Code2SeqTraining(MethodNameTraining):
         return total.mean(), total / code2seq.target_step_mask(target).sum(1)
 
     @torch.no_grad()
-    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None):
+    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None,
+                      margins_out: np.ndarray | None = None):  # no margin of a sequence: left NaN
         """Per-sample (loss or None, score, predicted name or None). Training samples are measured
         on their first max_contexts stored contexts (a fixed uniform subset). Loss = mean per-step
         cross-entropy. Score: `study` as the authors' patch (`code2seq.study_scores`: over the first

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from codemem import metrics
+from codemem import detection, metrics
 from codemem.methodname import code2vec, code2vec_fast
 from codemem.methodname.name_training import MethodNameTraining, _id_map, _keep_rows, _rows, _vocabulary
 from codemem.metrics import OOV
@@ -76,9 +76,11 @@ class Code2VecTraining(MethodNameTraining):
         return per_sample.mean(), per_sample
 
     @torch.no_grad()
-    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None):
+    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None,
+                      margins_out: np.ndarray | None = None):
         """Per-sample (loss or None, score, predicted name or None); dropout off. The prediction is
-        the first possible name among the top-k (code2vec)."""
+        the first possible name among the top-k (code2vec). `margins_out`, if given, gets each
+        sample's label margin (codemem.detection.label_margins)."""
         self.model.eval()
         inputs, labels = _rows(self.inputs[split], rows), _rows(self.labels.get(split), rows)
         # Written into arrays made once: a small tensor kept from every batch pins glibc's heap
@@ -109,6 +111,8 @@ class Code2VecTraining(MethodNameTraining):
                 y = labels[start:end].to(self.device)
                 log_probabilities = torch.log_softmax(logits, -1, out=log_softmax_buffer[: len(batch)])
                 losses[start:end] = torch.nn.functional.nll_loss(log_probabilities, y, reduction="none").cpu().numpy()
+                if margins_out is not None:
+                    margins_out[start:end] = detection.label_margins(logits, y).cpu().numpy()
         return losses, scores, predictions
 
     @staticmethod

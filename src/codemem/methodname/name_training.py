@@ -72,6 +72,7 @@ class MethodNameTraining(Training):
         cs = samples.formats[self.fmt]
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
+        self.true_train_names = [str(samples.labels[i]) for i in samples.split_labels["train"]]
         self.noisy_train_names = list(noisy_train_labels)
         # CSR counts every test sample with a renamable variable; a renaming that changes none of the
         # contexts the model sees cannot change its prediction and is not measured.
@@ -121,33 +122,40 @@ class MethodNameTraining(Training):
         as the study's logging patch recorded them)."""
 
     @abstractmethod
-    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None):
+    def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None,
+                      margins_out: np.ndarray | None = None):
         """Per-sample (loss or None, score, predicted name or None) on `split` (its `rows` only, in
         that order, if given), dropout off. The score is the study's (`self.study`: the top-1 of a
         softmax over the top-10 logits) or the paper's formula (the predicted name's probability
         under a softmax over the whole vocabulary)."""
 
-    def measure_shared(self, split: str, batch_size: int):
+    def measure_shared(self, split: str, batch_size: int, margins: bool = False):
         """`measure_split` on the whole split; under data-parallel training each rank measures every
         world-th batch of `batch_size` (batch i on rank i % world: the batches are those of one
-        process, which code2seq's predictions depend on) and every rank gets the whole split back."""
-        group = self.group
+        process, which code2seq's predictions depend on) and every rank gets the whole split back.
+        With `margins`, a fourth value: each sample's label margin (NaN where the model has none)."""
+        group, n = self.group, len(self.inputs[split])
         if not group.active:
-            return self.measure_split(split, batch_size)
+            margin = np.full(n, np.nan, dtype=np.float32) if margins else None
+            return (*self.measure_split(split, batch_size, margins_out=margin), margin)
         from codemem.distributed import all_gather_objects
 
-        n = len(self.inputs[split])
         mine = distributed.batch_share(n, batch_size, group)
-        parts = all_gather_objects((mine, *self.measure_split(split, batch_size, rows=mine)), group)
+        margin = np.full(len(mine), np.nan, dtype=np.float32) if margins else None
+        parts = all_gather_objects((mine, *self.measure_split(split, batch_size, rows=mine, margins_out=margin), margin),
+                                   group)  # fmt: skip
         losses = np.zeros(n, dtype=np.float32) if split in self.labels else None
         scores, predictions = np.zeros(n, dtype=np.float32), [None] * n
-        for rows, loss, score, predicted in parts:
+        all_margins = np.full(n, np.nan, dtype=np.float32) if margins else None
+        for rows, loss, score, predicted, part_margin in parts:
             if losses is not None and len(rows):
                 losses[rows] = loss
             scores[rows] = score
+            if all_margins is not None:
+                all_margins[rows] = part_margin
             for row, name in zip(rows.tolist(), predicted):
                 predictions[row] = name
-        return losses, scores, predictions
+        return losses, scores, predictions, all_margins
 
     @staticmethod
     @abstractmethod
@@ -188,15 +196,15 @@ class MethodNameTraining(Training):
         epoch's training steps (dropout on, the weights moving within the epoch, as the authors'
         patch logged them); `clean` over a pass after the epoch (dropout off, one model)."""
         bs = self.eval_batch_size
-        after_epoch_loss, train_score, train_pred = self.measure_shared("train", bs)
+        after_epoch_loss, train_score, train_pred, train_margin = self.measure_shared("train", bs, margins=True)
         train_loss = self._in_step_loss if self.study else after_epoch_loss
-        _, test_score, test_pred = self.measure_shared("test", bs)
+        _, test_score, test_pred, _ = self.measure_shared("test", bs)
         train_f1 = self.f1(self.train_names, train_pred)
         test_f1 = self.f1(self.true_test_names, test_pred)
         csr = (float("nan"), 0, 0)
         if self.csr and len(self.variant_owner):
             variant_pred = [test_pred[i] for i in self.variant_owner]  # unmeasured: unchanged contexts
-            _, _, measured = self.measure_shared("variants", bs)
+            _, _, measured, _ = self.measure_shared("variants", bs)
             for i, prediction in zip(np.flatnonzero(self.variant_measured).tolist(), measured):
                 variant_pred[i] = prediction
             csr = metrics.critical_sample_ratio(test_pred, variant_pred, self.variant_owner, len(test_pred))
@@ -208,7 +216,14 @@ class MethodNameTraining(Training):
             "test_score": float(test_score.mean()) if len(test_score) else 0.0,
             "train_score": float(train_score.mean()) if len(train_score) else 0.0,
         }  # fmt: skip
-        return row, {"train_loss": train_loss, "train_score": train_score, "test_score": test_score}
+        # Training dynamics for mislabel detection (codemem.detection), given label = the noisy one:
+        # its loss after the epoch (dropout off; the probability is exp(-loss)), margin, and whether
+        # the prediction is it; and the in-step losses.
+        correct = np.fromiter((p == n for p, n in zip(train_pred, self.train_names)), dtype=np.int8,
+                              count=len(self.train_names))  # fmt: skip
+        dynamics = {"dyn_loss": after_epoch_loss, "dyn_margin": train_margin, "dyn_correct": correct,
+                    "in_step_loss": self._in_step_loss.copy()}  # fmt: skip
+        return row, {"train_loss": train_loss, "train_score": train_score, "test_score": test_score, **dynamics}
 
     def summary(self, row: dict) -> str:
         return (f"train F1 {row['train_f1']:.3f}  test F1 {row['test_f1']:.3f}  gini {row['gini']:.3f}  "
@@ -219,7 +234,10 @@ class MethodNameTraining(Training):
                   "train_dropped_no_context": len(self.noisy_train_names) - len(self.train_names),
                   "test_dropped_no_context": self.test_dropped, "vocab": self.vocab,
                   "measure": "study" if self.study else "clean"}  # fmt: skip
-        return {"config": self.config_dict(), "vocab": self.vocab}, {"train_kept": self.train_kept}, counts
+        flipped = np.fromiter((self.noisy_train_names[i] != self.true_train_names[i] for i in self.train_kept),
+                              dtype=np.int8, count=len(self.train_kept))  # fmt: skip
+        arrays = {"train_kept": self.train_kept, "flipped": flipped}
+        return {"config": self.config_dict(), "vocab": self.vocab}, arrays, counts
 
     def config_dict(self) -> dict:
         return asdict(self.model.config)
