@@ -35,3 +35,15 @@ def test_yaml12_float_and_override(tmp_path):
 def test_bad_values_say_what_and_where(raw, message):
     with pytest.raises(ParamsError, match=message):
         from_dict(raw)
+
+
+def test_clean_and_retrain_is_methodnames_and_names_a_detection_signal():
+    from codemem.params import ParamsError, from_dict
+
+    assert from_dict({"noise": 0.5, "train": {"drop_flagged": "aum", "drop_share": 0.3}}).train.drop_share == 0.3
+    with pytest.raises(ParamsError, match="drop_flagged must be one of"):
+        from_dict({"train": {"drop_flagged": "cleanlab"}})
+    with pytest.raises(ParamsError, match="does nothing for model great"):
+        from_dict({"dataset": "stdlib-great", "model": "great", "train": {"drop_flagged": "loss"}})
+    with pytest.raises(ParamsError, match="train.drop_share"):
+        from_dict({"train": {"drop_share": 0.2}})  # without a signal there is nothing to drop

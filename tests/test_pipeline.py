@@ -150,6 +150,19 @@ def test_repro_then_noise_experiment(repo, monkeypatch):
     out = sh(repo, "dvc", "exp", "run", "-S", "ggnn.dropout=0.2", "-S", "code2seq.rnn_size=128")
     assert "Running stage" not in out, out
 
+    # Which labels are wrong: at noise 0.5 every signal is scored against the flips; then clean and
+    # retrain: the flagging pass, half the training samples dropped by AUM, a second training.
+    sh(repo, "dvc", "exp", "run", "-S", "noise=0.5")
+    half = json.loads((repo / "metrics/metrics.json").read_text())
+    assert half["detection"]["flipped"] > 0 and 0 <= half["detection"]["aum"]["auroc"] <= 1
+    assert pd.read_csv(repo / "plots/detection.csv")["signal"].tolist()[:3] == ["loss", "in_step_loss", "aum"]
+    sh(repo, "dvc", "exp", "run", "-S", "noise=0.5", "-S", "train.drop_flagged=aum")
+    retrained = json.loads((repo / "metrics/metrics.json").read_text())
+    dropped = retrained["retrain"]["dropped"]
+    assert dropped == round(0.5 * half["train_samples"]) and retrained["train_samples"] == half["train_samples"] - dropped
+    assert retrained["retrain"]["dropped_flipped"] > dropped / 2  # AUM finds more flips than chance
+    assert (repo / "build/checkpoints/flagging/build/logs/per_sample.npz").exists()
+
 
 def test_code2seq_experiment(repo):
     sh(repo, "dvc", "repro")

@@ -70,6 +70,8 @@ def run(params: Params, layout: Layout = PROJECT) -> dict:
         dynamics = {k: z[k] for k in (*detection.DYNAMICS, "in_step_loss") if k in z}
         flipped = z.get("flipped")
     result = spec.final_metrics(history.iloc[-1], counts, params)
+    if "retrain" in counts:  # train.drop_flagged: these metrics are the retrained run's
+        result["retrain"] = counts["retrain"]
     found = {}
     if flipped is not None and dynamics:
         found = detection.evaluate(dynamics, flipped) if flipped.any() else {}

@@ -84,6 +84,12 @@ class TrainParams:
     # (nn.LSTM, bmm, nn.Dropout, torch.optim.Adam). The same models and parameters; dropout draws
     # differ, so the numbers agree within rounding only with dropout off (tests/test_reference_models.py).
     implementation: str = "fast"
+    # Clean and retrain (codemem.detection): none, or a detection signal (loss, in_step_loss, aum,
+    # forgetting, low_confidence). Then train first runs the same noisy training without dropping
+    # (its own checkpoint, build/checkpoints/flagging/), drops the training samples that signal
+    # ranks most suspicious and trains again on the rest: the outputs are the retrained run's.
+    drop_flagged: str = "none"
+    drop_share: float = 0.0  # share of the training samples dropped; 0 = the noise share `noise`
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,9 @@ def validate(p: Params) -> None:
         (all(s >= 0 for s in p.extract.split) and abs(sum(p.extract.split) - 1.0) < 1e-6 and p.extract.split[2] > 0,
          "extract.split must be three non-negative shares (train, val, test) summing to 1 with test > 0"),
         (p.train.measure in ("study", "clean"), "train.measure must be study or clean"),
+        (p.train.drop_flagged in DROP_SIGNALS,
+         f"train.drop_flagged must be one of {', '.join(DROP_SIGNALS)} (codemem.detection's signals)"),
+        (0.0 <= p.train.drop_share < 1.0, "train.drop_share must be in [0, 1) (0 = the noise share)"),
         (p.train.heldout in ("dev", "eval"), "train.heldout must be dev (the study's) or eval"),
         (p.train.implementation in ("fast", "reference"), "train.implementation must be fast or reference"),
         (p.train.device == "auto" or p.train.device == "cpu" or p.train.device.startswith("cuda"),
@@ -269,6 +278,8 @@ def _methodname(p: Params) -> bool:
     return p.task == "methodname"
 
 
+DROP_SIGNALS = ("none", "loss", "in_step_loss", "aum", "forgetting", "low_confidence")
+
 # Settings that do nothing for some tasks or datasets: (setting, where it does nothing, what to do instead).
 INERT = [
     ("train.batch_size", _varmisuse, "VarMisuse batches by tokens: set <model>.max_batch_tokens"),
@@ -276,6 +287,8 @@ INERT = [
     ("train.samples_per_step", _methodname, "MethodName trains in epochs over the whole training split"),
     ("train.measure_samples", _methodname, "MethodName measures every training and test sample"),
     ("train.heldout", _methodname, "MethodName measures its test split"),
+    ("train.drop_flagged", _varmisuse, "dropping flagged samples and retraining is MethodName's only"),
+    ("train.drop_share", lambda p: p.train.drop_flagged == "none", "it is the share train.drop_flagged drops"),
     ("train.implementation", _varmisuse, "only code2vec and code2seq have a reference and a fast implementation"),
     *[(f"extract.{k}", _varmisuse, "it shapes MethodName's path-contexts only")
       for k in ("max_path_length", "max_path_width", "max_contexts", "max_contexts_stored", "top_names", "per_name")],

@@ -76,6 +76,11 @@ class Training(ABC):
     def load_step_state(self, state: dict) -> None:
         """Put back `step_state()` after `batches(epoch)`, to go on from a mid-epoch checkpoint."""
 
+    def drop_train(self, positions: np.ndarray) -> None:
+        """Train without the training samples at `positions` (those `outputs()`' per-sample arrays are
+        indexed by): clean-and-retrain (train.drop_flagged)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot drop training samples")
+
     @abstractmethod
     def summary(self, row: dict) -> str:
         """The epoch's row as one log line."""

@@ -16,6 +16,7 @@ authors' patch logged it) or from a separate pass after the epoch (`clean`: drop
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -201,9 +202,56 @@ def run(params: Params, layout: Layout = PROJECT) -> list[dict]:
     # No `finally`: a rank that fails must exit, not wait at a barrier the others never reach; torchrun
     # then stops the other ranks.
     with StopSignal() as stop:
-        history = _run(params, layout, device, group, stop)
+        drop = flag(params, layout, device, group, stop) if params.train.drop_flagged != "none" else None
+        history = _run(params, layout, device, group, stop, drop=drop)
     distributed.finish(group)
     return history
+
+
+@dataclasses.dataclass(frozen=True)
+class FlaggingLayout(Layout):
+    """Clean-and-retrain's first pass reads the run's samples and noisy labels and keeps everything
+    it writes (model, logs, epochs, checkpoint) in build/checkpoints/flagging/, which DVC leaves in
+    place between runs: a second retrain with another signal reuses it."""
+
+    inputs: Layout = PROJECT
+
+    @property
+    def samples(self) -> Path:
+        return self.inputs.samples
+
+    @property
+    def noisy(self) -> Path:
+        return self.inputs.noisy
+
+    @property
+    def encoded(self) -> Path:
+        return self.inputs.encoded
+
+
+def flag(params: Params, layout: Layout, device: torch.device, group: distributed.Group,
+         stop: StopSignal) -> dict:
+    """train.drop_flagged: the same noisy training without dropping, then the training samples its
+    signal (codemem.detection) ranks most suspicious: `drop_share` of them (0: the noise share).
+    Returns their positions and, for metrics.json, how many and how many of them were flipped."""
+    from codemem import detection
+
+    plain = dataclasses.replace(params, train=dataclasses.replace(params.train, drop_flagged="none", drop_share=0.0))
+    flagging = FlaggingLayout(layout.checkpoints / "flagging", inputs=layout)
+    log(f"train: flagging pass (the noisy run without dropping, in {flagging.root})")
+    _run(plain, flagging, device, group, stop)
+    distributed.barrier(group)  # rank 0 wrote the logs
+    with np.load(flagging.logs / "per_sample.npz") as z:
+        dynamics = {k: z[k] for k in (*detection.DYNAMICS, "in_step_loss") if k in z}
+        flipped = z["flipped"].astype(bool)
+    scores = detection.signals(dynamics)[params.train.drop_flagged]
+    share = params.train.drop_share or params.noise
+    drop = np.argsort(-scores, kind="stable")[: round(share * len(scores))]
+    caught = int(flipped[drop].sum())
+    log(f"train: dropping {len(drop)} of {len(scores)} training samples flagged by {params.train.drop_flagged} "
+        f"({caught} of them flipped), then training again")  # fmt: skip
+    return {"positions": np.sort(drop), "counts": {"drop_signal": params.train.drop_flagged, "dropped": len(drop),
+                                                   "dropped_flipped": caught, "flipped_before": int(flipped.sum())}}
 
 
 def launch(params: Params, layout: Layout) -> list[dict]:
@@ -234,7 +282,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def _run(params: Params, layout: Layout, device: torch.device, group: distributed.Group,
-         stop: StopSignal | None = None) -> list[dict]:
+         stop: StopSignal | None = None, drop: dict | None = None) -> list[dict]:
     stop = stop or StopSignal()
     say = log if group.main else (lambda _message: None)
     # Some CPU kernels (index_put with accumulation, in code2seq's backward) reduce in parallel in a
@@ -243,6 +291,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     spec = task.get(params.task)
     torch.manual_seed(params.seed)  # initialisation (data loading draws nothing from torch)
     training = spec.prepare(params, layout, device)
+    if drop is not None:  # clean-and-retrain: without the flagged samples (`flag`)
+        training.drop_train(drop["positions"])
     model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
     ddp = distributed.data_parallel(model, group)  # None with one process
     if group.active:
@@ -345,6 +395,8 @@ def _run(params: Params, layout: Layout, device: torch.device, group: distribute
     with storage.atomic_dir(layout.logs) as tmp:
         np.savez_compressed(tmp / "per_sample.npz", **{k: np.stack(v) for k, v in per_sample.items()}, **arrays)
         counts |= {"parameters": count_trainable(model), "device": str(device)}
+        if drop is not None:
+            counts["retrain"] = drop["counts"]
         if group.active:
             counts["processes"] = group.world
         (tmp / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")

@@ -68,6 +68,7 @@ class MethodNameTraining(Training):
         self.batch_size, self.eval_batch_size, self.csr = batch_size, eval_batch_size, csr
         self.study = measure == "study"  # see TrainParams.measure
         self.test_dropped = 0
+        self.dropped = 0  # training samples dropped as flagged (drop_train)
         self._in_step_loss = np.zeros(0, dtype=np.float32)
         cs = samples.formats[self.fmt]
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
@@ -161,6 +162,16 @@ class MethodNameTraining(Training):
     @abstractmethod
     def f1(true, predicted) -> metrics.F1: ...
 
+    def drop_train(self, positions: np.ndarray) -> None:
+        """Train and measure without the kept training samples at `positions` (the vocabularies stay
+        those of the whole noisy training set: the model keeps its shape)."""
+        keep = np.setdiff1d(np.arange(len(self.train_names)), positions)
+        rows = torch.from_numpy(keep)
+        self.train_kept = self.train_kept[keep]
+        self.train_names = [self.train_names[i] for i in keep.tolist()]
+        self.inputs["train"], self.labels["train"] = self.inputs["train"][rows], self.labels["train"][rows]
+        self.dropped = len(positions)
+
     # ---- codemem.task.Training ---------------------------------------------------------------------
     @property
     def samples_per_epoch(self) -> int:
@@ -231,8 +242,9 @@ class MethodNameTraining(Training):
 
     def outputs(self) -> tuple[dict, dict[str, np.ndarray], dict]:
         counts = {"train_samples": len(self.train_names), "test_samples": len(self.true_test_names),
-                  "train_dropped_no_context": len(self.noisy_train_names) - len(self.train_names),
-                  "test_dropped_no_context": self.test_dropped, "vocab": self.vocab,
+                  "train_dropped_no_context": len(self.noisy_train_names) - len(self.train_names) - self.dropped,
+                  "test_dropped_no_context": self.test_dropped, "train_dropped_flagged": self.dropped,
+                  "vocab": self.vocab,
                   "measure": "study" if self.study else "clean"}  # fmt: skip
         flipped = np.fromiter((self.noisy_train_names[i] != self.true_train_names[i] for i in self.train_kept),
                               dtype=np.int8, count=len(self.train_kept))  # fmt: skip
