@@ -292,5 +292,16 @@ def test_tiny_training_resumes_to_identical_metrics(workdir):
     assert result["gini_loc"] == pytest.approx(gini(logs["in_step_loc_loss"][-1]), abs=1e-6)
     assert result["gini_repair"] == pytest.approx(gini(logs["in_step_repair_loss"][-1]), abs=1e-6)
     assert (result["measure"], result["heldout"]) == ("study", "eval")
+    # Mislabel detection: the measured training samples' dynamics, every step, and which were flipped
+    # (their noisy label's has_bug differs from the extracted one's, at their train.jsonl line).
+    assert all(logs[k].shape == (2, 40) for k in ("dyn_loss", "dyn_margin", "dyn_prob", "dyn_correct"))
+    true_bug = [s["has_bug"] for s in great_format.read_shards("build/samples/train.jsonl", validate=False)]
+    noisy_bug = [s["has_bug"] for s in great_format.read_shards("build/noisy/train.jsonl", validate=False)]
+    assert logs["flipped"].tolist() == [int(true_bug[i] != noisy_bug[i]) for i in logs["train_line"].tolist()]
+    assert 0 < logs["flipped"].sum() < 40 and (logs["dyn_correct"] == (logs["dyn_margin"] > 0)).all()
+    found = result["detection"]
+    assert (found["flipped"], found["measured"]) == (int(logs["flipped"].sum()), 40)
+    assert {"loss", "aum", "forgetting", "low_confidence"} <= found.keys() and 0 <= found["loss"]["auroc"] <= 1
+    assert Path("plots/detection.png").stat().st_size > 0
     assert Path("plots/scores.csv").read_text().startswith("rank,score")
     assert Path("plots/curves.png").stat().st_size > 0 and torch.load("build/model/model.pt")["config"]["hidden"] == 32

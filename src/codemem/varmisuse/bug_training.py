@@ -10,7 +10,10 @@ endless stream of seeded permutations of the training set, then a measurement pa
 off on a fixed seeded subset of the (noisy) training samples and of the held-out `eval` samples
 (`train.measure_samples` each): the original's four accuracies, per-sample location and repair
 losses (their Gini coefficients: location over all samples, repair over buggy ones), and per-sample
-scores (the probability of the predicted location, the pointer mass on the repair targets).
+scores (the probability of the predicted location, the pointer mass on the repair targets); and, for
+mislabel detection (codemem.detection), each measured training sample's location loss, margin,
+probability of and correctness on its given location, and whether the corrupt stage flipped its label
+(`flipped`, from build/noisy/flips.tsv).
 Everything random is a function of (seed, step), so a run resumed from its checkpoint ends with the
 same metrics as an uninterrupted one. The loop itself is codemem.train's, shared with MethodName.
 """
@@ -18,11 +21,12 @@ same metrics as an uninterrupted one. The loop itself is codemem.train's, shared
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from codemem import metrics, task
+from codemem import metrics, storage, task
 from codemem.errors import InputError
 from codemem.params import Params
 from codemem.storage import Layout
@@ -57,19 +61,30 @@ def logged_losses(loss: torch.Tensor | np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def measure(model, split: Split, idx: np.ndarray, config: pointer_model.VarMisuseConfig, device) -> dict[str, np.ndarray]:
-    """Per-sample outcomes of samples `idx` with dropout off: losses, correctness, scores."""
+    """Per-sample outcomes of samples `idx` with dropout off: losses, correctness, scores, and the
+    given labels' margins and probability (`pointer_model.varmisuse_dynamics`)."""
     model.eval()
     keys = ("loc_loss", "repair_loss", "loc_correct", "repair_correct", "joint_correct", "no_bug_correct",
-            "loc_prob", "repair_mass")  # fmt: skip
+            "loc_prob", "repair_mass", "loc_margin", "loc_given_prob")  # fmt: skip
     out = {k: np.zeros(len(idx), dtype=np.float64) for k in keys}
     for positions in measure_batches(split.lengths[idx], config.max_batch_tokens):
         args, (loc_loss, rep_loss) = forward(model, collate(split, idx[positions], device))
-        outcome = pointer_model.varmisuse_predictions(*args) | {"loc_loss": loc_loss, "repair_loss": rep_loss}
+        outcome = (pointer_model.varmisuse_predictions(*args) | pointer_model.varmisuse_dynamics(*args)
+                   | {"loc_loss": loc_loss, "repair_loss": rep_loss})  # fmt: skip
         for k in keys:
             out[k][positions] = outcome[k].double().cpu().numpy()
     out["loc_loss"], out["repair_loss"] = logged_losses(out["loc_loss"]), logged_losses(out["repair_loss"])
     out["has_bug"] = split.has_bug[idx]
     return out
+
+
+def read_flips(path) -> np.ndarray:
+    """The `sample` column of the corrupt stage's flips.tsv: the flipped samples' indices in
+    build/noisy/train.jsonl."""
+    header, *rows = Path(path).read_text(encoding="utf-8").splitlines()
+    if header.split("\t", 1)[0] != "sample":
+        raise InputError(f"{path}: expected a `sample` column first, got {header!r}: rerun the corrupt stage")
+    return np.array([row.split("\t", 1)[0] for row in rows if row.strip()], dtype=np.int64)
 
 
 def summarize(m: dict[str, np.ndarray], repair_gini_over_all: bool = False) -> dict[str, float]:
@@ -121,6 +136,9 @@ class VarMisuseTraining(Training):
         self.samples_per_epoch, self.steps = params.train.samples_per_step, params.epochs
         self.study, self.heldout = params.train.measure == "study", params.train.heldout
         self._in_step: dict[str, list[np.ndarray]] = {"loc": [], "repair": []}
+        # Which measured training samples the corrupt stage flipped: flips.tsv's `sample` is the index
+        # in train.jsonl, `Split.line` each kept sample's (samples over max_length are not in the Split).
+        self.flipped_lines = read_flips(storage.require(layout.noisy / "flips.tsv", "corrupt"))
 
     def describe(self) -> str:
         return (f"{len(self.train)} training / {len(self.test)} eval samples ({self.train.skipped_too_long} / "
@@ -192,7 +210,21 @@ class VarMisuseTraining(Training):
                   "train_score": tr["loc_prob"], "test_score": te["loc_prob"], "test_repair_mass": te["repair_mass"],
                   "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"],
                   "in_step_loc_loss": in_step["loc"], "in_step_repair_loss": in_step["repair"]}  # fmt: skip
-        return row, {k: v.astype(np.float32) for k, v in logged.items()}
+        return row, {k: v.astype(np.float32) for k, v in logged.items()} | self.dynamics(tr)
+
+    @staticmethod
+    def dynamics(tr: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Training dynamics for mislabel detection (codemem.detection) of the measured training
+        samples, given label = the noisy one, from this step's measurement pass (dropout off), all of
+        the location pointer (`pointer_model.varmisuse_dynamics`): its loss (`train_loc_loss` again),
+        the given location's margin and probability, and whether the predicted location is the given
+        one (for a sample labelled clean: slot 0, "no bug"). The repair pointer's margin is NaN for a
+        sample labelled clean, and a NaN in the logs would make equal runs' logs compare unequal
+        (np.array_equal): it is not logged."""
+        return {
+            "dyn_loss": tr["loc_loss"].astype(np.float32), "dyn_margin": tr["loc_margin"].astype(np.float32),
+            "dyn_prob": tr["loc_given_prob"].astype(np.float32), "dyn_correct": tr["loc_correct"].astype(np.int8),
+        }  # fmt: skip
 
     def _measure(self, split: Split, idx: np.ndarray) -> dict[str, np.ndarray]:
         """`measure`; under data-parallel training (`group`, set by codemem.train) each rank measures
@@ -215,7 +247,8 @@ class VarMisuseTraining(Training):
     def outputs(self) -> tuple[dict, dict[str, np.ndarray], dict]:
         train, test, tm, em = self.train, self.test, self.train_measured, self.test_measured
         arrays = {"train_line": train.line[tm], "test_line": test.line[em], "train_has_bug": train.has_bug[tm],
-                  "test_has_bug": test.has_bug[em]}  # fmt: skip
+                  "test_has_bug": test.has_bug[em],
+                  "flipped": np.isin(train.line[tm], self.flipped_lines).astype(np.int8)}  # fmt: skip
         counts = {
             "train_samples": len(train), "test_samples": len(test), "train_measured": len(tm),
             "test_measured": len(em), "train_skipped_too_long": train.skipped_too_long,

@@ -8,6 +8,7 @@ The original wraps every encoder in one `VarMisuseModel` (`running/meta_model.py
   4. one Dense(2) gives two pointers per token: bug location [..., 0] and repair [..., 1].
 The loss and accuracies follow the original's `get_loss`, but are returned per sample so that the
 study can log per-sample losses; `reduce_losses` and `batch_accuracies` give the original's batch means.
+`varmisuse_dynamics` gives the given labels' margins and probabilities (codemem.detection).
 """
 
 import math
@@ -127,6 +128,36 @@ def varmisuse_predictions(
         "loc_prob": loc_prob,
         "repair_mass": repair_mass,
     }
+
+
+@torch.no_grad()
+def varmisuse_dynamics(
+    logits, token_mask, has_bug, error_location, repair_targets_mask, repair_candidates_mask
+) -> dict[str, torch.Tensor]:
+    """Per-sample training dynamics of the given labels (codemem.detection), (B,) each, over the same
+    pointers as `varmisuse_losses` / `varmisuse_predictions` (their masked positions left out):
+
+    loc_margin:    the given location's logit (`error_location`, 0 = no bug; float32.min, as the
+                   loss has it, if that token is masked) minus the largest logit at any other valid
+                   token (+inf where there is none)
+    loc_given_prob: the location softmax's probability of the given location, exp(-location loss)
+    repair_margin: the best repair-target logit minus the best non-target logit, both among the repair
+                   candidates at valid tokens (the repair pointer's support); NaN for a sample labelled
+                   clean (`has_bug` false: no repair label), -inf where no target is a candidate, +inf
+                   where every candidate is a target."""
+    token_mask = token_mask.bool()
+    loc_logits, _ = _masked_pointers(logits, token_mask, repair_candidates_mask.bool())
+    given = error_location.long()[:, None]
+    neg_inf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
+    others = torch.ones_like(token_mask).scatter(1, given, False) & token_mask
+    loc_margin = loc_logits.gather(1, given).squeeze(1) - loc_logits.where(others, neg_inf).amax(dim=-1)
+    loc_given_prob = loc_logits.softmax(dim=-1).gather(1, given).squeeze(1)
+    support = token_mask & repair_candidates_mask.bool()
+    targets = support & repair_targets_mask.bool()
+    best_target = logits[..., 1].where(targets, neg_inf).amax(dim=-1)
+    repair_margin = best_target - logits[..., 1].where(support & ~targets, neg_inf).amax(dim=-1)
+    repair_margin = repair_margin.where(has_bug.bool(), torch.full_like(repair_margin, float("nan")))
+    return {"loc_margin": loc_margin, "loc_given_prob": loc_given_prob, "repair_margin": repair_margin}
 
 
 def batch_accuracies(predictions: dict[str, torch.Tensor], has_bug: torch.Tensor) -> dict[str, float]:
