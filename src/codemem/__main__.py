@@ -183,6 +183,41 @@ def report(
     console.print_json(json.dumps(result))
 
 
+CROSSVAL_HELP = (
+    "Baseline for mislabel detection: cleanlab's confident learning on K-fold out-of-sample probabilities. "
+    "MethodName only (code2vec, code2seq); VarMisuse is not covered.\n\n"
+    "Splits the kept training samples into K folds (stratified by noisy label, seeded from `seed`), trains "
+    "`model` K times for `epochs` on the other K-1 folds with the train stage's code and settings, and predicts "
+    "each held-out fold's probabilities over the training set's names (code2seq: each name's teacher-forced "
+    "sequence likelihood, normalised over the names). cleanlab's find_label_issues and label quality scores are "
+    "then rated against the labels the corrupt stage flipped (AUROC, AUPRC, precision at k, precision of the "
+    "flagged issues), as `evaluate` rates the training-dynamics signals.\n\n"
+    "Cost: K trainings on (K-1)/K of the data each, about K-1 times one run's training time (4x at K = 5; "
+    "less the run's per-epoch measurements, which crossval skips). Needs fetch, extract and corrupt "
+    "(`dvc repro corrupt`); not a DVC stage. Writes plots/detection_cleanlab.json and "
+    "build/crossval/out_of_sample.npz, and prints the JSON."
+)
+
+
+@app.command(help=CROSSVAL_HELP)
+def crossval(
+    folds: int = typer.Option(5, "--folds", "-k", min=2, help="K: the number of folds, and of models trained."),
+    params: Path = PARAMS,
+):
+    """K-fold out-of-sample probabilities -> cleanlab's label issues, rated against the flipped labels."""
+    from codemem import crossval as crossval_module
+    from codemem.errors import UserError
+    from codemem.params import load
+
+    _stop_on_signals()
+    try:
+        result = crossval_module.run(load(params), folds=folds)
+    except UserError as e:
+        console.print(f"[bold red]error[/] (crossval): {e}", soft_wrap=True)
+        raise typer.Exit(getattr(e, "exit_code", 2)) from None
+    console.print_json(json.dumps(result))
+
+
 @app.command()
 def check(params: Path = PARAMS):
     """Validate params.yaml and print the resolved settings, torch's threads and whether they flush denormals."""
