@@ -23,10 +23,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from codemem.methodname.code2seq import EOS_ID, PAD_ID, SOS_ID, init_like_tf, target_step_mask
+from codemem.methodname import code2seq
+from codemem.methodname.code2seq import EOS_ID, PAD_ID, SOS_ID
 from codemem.methodname.dropout import ByteDropout
 from codemem.model_configs import Code2SeqConfig
 
@@ -68,39 +67,17 @@ class _WeightContexts(torch.autograd.Function):
         return torch.bmm(contexts, grad.unsqueeze(-1)).squeeze(-1), alpha.unsqueeze(-1) * grad.unsqueeze(1)
 
 
-class Code2Seq(nn.Module):
-    def __init__(
-        self,
-        subtoken_vocab_size: int,
-        node_vocab_size: int,
-        target_vocab_size: int,
-        config: Code2SeqConfig = Code2SeqConfig(),
-        max_contexts: int = 200,
-    ):
-        """`max_contexts`: the context slots of every sample, padding included (MAX_CONTEXTS; the
-        training passes extract.max_contexts), over which the attention's softmax runs."""
-        super().__init__()
-        self.config = c = config
-        self.max_contexts = max_contexts
-        emb, half, dec = c.embedding_size, c.rnn_size // 2, c.decoder_size
-        self.subtoken_embedding = nn.Embedding(subtoken_vocab_size, emb)  # model/SUBTOKENS_VOCAB
-        self.node_embedding = nn.Embedding(node_vocab_size, emb)  # model/NODES_VOCAB
-        self.target_embedding = nn.Embedding(target_vocab_size, emb)  # model/TARGET_WORDS_VOCAB
-        self.path_lstm = nn.LSTM(emb, half, batch_first=True, bidirectional=True)
-        self.context_dropout = ByteDropout(1.0 - c.embeddings_dropout_keep)
-        self.context_dense = nn.Linear(2 * emb + c.rnn_size, dec, bias=False)  # model/dense
-        self.decoder_cell = nn.LSTMCell(emb + dec, dec)
-        self.memory_layer = nn.Linear(dec, dec, bias=False)  # LuongAttention keys
-        self.attention_layer = nn.Linear(2 * dec, dec, bias=False)  # AttentionWrapper output, no tanh
-        self.output_dropout = ByteDropout(1.0 - c.rnn_dropout_keep)
-        self.projection = nn.Linear(dec, target_vocab_size, bias=False)  # model/decoder/dense
-        init_like_tf(self)
+class Code2Seq(code2seq.Code2Seq):
+    """The reference's modules, parameters and initial draws; its decoding drivers (`forward`,
+    `greedy`, `greedy_and_loss`) run on the encoder, attention and steps below."""
+
+    def __init__(self, subtoken_vocab_size: int, node_vocab_size: int, target_vocab_size: int,
+                 config: Code2SeqConfig = Code2SeqConfig(), max_contexts: int = 200):  # fmt: skip
+        super().__init__(subtoken_vocab_size, node_vocab_size, target_vocab_size, config, max_contexts)
+        self.context_dropout = ByteDropout(1.0 - config.embeddings_dropout_keep)  # no parameters, no draws
+        self.output_dropout = ByteDropout(1.0 - config.rnn_dropout_keep)
 
     # ----- encoder: model.py compute_contexts / path_rnn_last_state -----
-    def _sum_subtokens(self, ids: torch.Tensor) -> torch.Tensor:
-        """(..., P) sub-token ids -> (..., E), PAD positions masked out (sequence_mask of lengths)."""
-        return (self.subtoken_embedding(ids) * (ids != PAD_ID).unsqueeze(-1)).sum(-2)
-
     def _encode_paths(self, path: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(N, L) nodes -> (N, rnn_size): [fw final h; bw final h] at the true length, 0 if empty.
 
@@ -193,68 +170,9 @@ class Code2Seq(nn.Module):
         keys = contexts.new_zeros(*mask.shape, self.memory_layer.out_features)
         return (mean, mean), torch.zeros_like(mean), keys.index_put_((mask,), self.memory_layer(contexts[mask]))
 
-    def _step(self, prev_ids, state, attention, keys, contexts, mask):
-        """One AttentionWrapper step; dropout (training) only on the output that reaches the projection."""
-        h, c = self.decoder_cell(torch.cat([self.target_embedding(prev_ids), attention], dim=-1), state)
-        attention, _ = self._attend(h, keys, contexts, mask)
-        return self.projection(self.output_dropout(attention)), (h, c), attention
-
-    def forward(
-        self, source, path, path_lengths, target_terminal, context_mask, target, reduction: str = "mean"
-    ) -> torch.Tensor:
-        """Per-sample teacher-forced cross-entropy (B,) over the target's sub-tokens and its EOS.
-
-        reduction="mean" (default): mean over those steps (the study's per-sample loss).
-        reduction="sum": their sum; the original optimises `sum(...) / batch`, i.e. this `.mean()`.
-        """
-        mask = context_mask.bool()
-        contexts = self.encode(source, path, path_lengths, target_terminal, mask)
-        return self._teacher_forced(contexts, mask, target, reduction)
-
-    def _teacher_forced(self, contexts, mask, target, reduction: str = "mean") -> torch.Tensor:
-        state, attention, keys = self._start(contexts, mask)
-        inputs = torch.cat([torch.full_like(target[:, :1], SOS_ID), target[:, :-1]], dim=1)
-        logits = []
-        for t in range(target.shape[1]):
-            step_logits, state, attention = self._step(inputs[:, t], state, attention, keys, contexts, mask)
-            logits.append(step_logits)
-        crossent = F.cross_entropy(torch.stack(logits, dim=2), target, reduction="none")  # (B, T)
-        steps = target_step_mask(target).to(crossent.dtype)
-        total = (crossent * steps).sum(1)
-        if reduction == "sum":
-            return total
-        if reduction != "mean":
-            raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
-        return total / steps.sum(1)
-
-    @torch.no_grad()
-    def greedy(
-        self, source, path, path_lengths, target_terminal, context_mask, full: bool = False, top_k: int = 0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Greedy decoding (BEAM_WIDTH = 0) of one batch; call `.eval()` first, as the original's test
-        graph has no dropout.
-
-        Returns ids (B, max_target_parts + 1) and the per-sample score: the mean top-1 softmax
-        probability over the sample's own steps (up to and including its first end token).
-        As `dynamic_decode` without `impute_finished`: a sequence that has ended keeps its later
-        outputs, and decoding stops once every sequence of the batch has ended (the steps not run
-        are PAD). `full=True` runs all steps whatever the batch, for `cut_like_dynamic_decode`.
-        `top_k > 0` returns, in place of the score, every step's top-1 probability under a softmax
-        over that step's `top_k` largest logits, (B, steps): the study's patch averages those over
-        the first len(prediction) steps (`study_scores`).
-        """
-        mask = context_mask.bool()
-        return self._greedy(self.encode(source, path, path_lengths, target_terminal, mask), mask, full, top_k)
-
-    @torch.no_grad()
-    def greedy_and_loss(
-        self, source, path, path_lengths, target_terminal, context_mask, target, full: bool = False, top_k: int = 0
-    ):
-        """`greedy(...)` and the per-sample mean loss `forward(..., target)` from one encoding
-        (the per-epoch measurement needs both)."""
-        mask = context_mask.bool()
-        contexts = self.encode(source, path, path_lengths, target_terminal, mask)
-        return (*self._greedy(contexts, mask, full, top_k), self._teacher_forced(contexts, mask, target))
+    def _memory(self, contexts, mask):
+        """The slots beyond the batch's width are one softmax logit in `_attend`: nothing to pad."""
+        return contexts, mask
 
     def _greedy(self, contexts, mask, full: bool = False, top_k: int = 0):
         state, attention, keys = self._start(contexts, mask)
