@@ -29,7 +29,7 @@ app = typer.Typer(
 )
 
 
-FILE_STAGES = {"fetch", "extract", "corrupt"}  # no floating point worth flushing: they never import torch
+FILE_STAGES = {"fetch", "extract", "corrupt", "claims"}  # no floating point worth flushing: they never import torch
 
 
 @app.callback()
@@ -181,6 +181,61 @@ def report(
         console.print(f"[bold red]error[/] (report): {e}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print_json(json.dumps(result))
+
+
+CLAIMS_HELP = (
+    "Check the study's claims (the README's claims table) on the kept runs, or (--baseline) a fresh run's "
+    "metrics against the committed ones.\n\n"
+    "Reads the runs `python -m codemem report` keeps (plots/runs/, plots/code2seq/runs/, plots/varmisuse/runs/, "
+    "or --runs) and prints, for each claim and each model, dataset and profile with runs: holds / does not hold / "
+    "not enough runs, with the final-epoch figures behind it (mean over seeds per noise level, the study's published "
+    "value under ours). Exit 0 unless no kept run can be read (2).\n\n"
+    "--baseline: compare metrics/metrics.json (a fresh `make run`) with the committed one (git show "
+    "HEAD:metrics/metrics.json, or --against FILE), floats within 0.005 absolute, counts exactly: prints "
+    "'reproduced within 0.005' (exit 0) or the metrics that differ and by how much (exit 1); exit 2 when there are "
+    "no fresh metrics or they are of another experiment (params changed)."
+)
+
+
+CLAIMS_RUNS = typer.Option(None, "--runs", help="A folder of kept runs (repeatable); default: plots/runs and every "
+                           "plots/*/runs holding one.")
+CLAIMS_JSON = typer.Option(None, "--json", help="Also write the verdicts, checks and figures here as JSON.")
+CLAIMS_FRESH = typer.Option(None, "--fresh", help="--baseline: the fresh metrics (default metrics/metrics.json, "
+                            "which counts only if the pipeline ran here: build/logs).")
+CLAIMS_AGAINST = typer.Option(None, "--against", help="--baseline: the baseline metrics file (default: git show "
+                              "HEAD:metrics/metrics.json).")
+
+
+@app.command(help=CLAIMS_HELP)
+def claims(
+    runs: list[Path] = CLAIMS_RUNS,
+    json_path: Path = CLAIMS_JSON,
+    baseline: bool = typer.Option(False, "--baseline", help="Compare a fresh run's metrics with the committed "
+                                  "baseline instead of checking the claims."),
+    fresh: Path = CLAIMS_FRESH,
+    against: Path = CLAIMS_AGAINST,
+):
+    import sys
+
+    from rich.console import Console
+
+    from codemem import claims as claims_module
+    from codemem.errors import UserError
+
+    # Into a file or a pipe rich would assume 80 columns: the table reads better wider there.
+    out = Console(width=None if os.environ.get("COLUMNS") or sys.stdout.isatty() else 140)
+    try:
+        if baseline:
+            comparison, lines = claims_module.baseline(fresh or Path("metrics/metrics.json"), fresh is not None, against)
+            for line in lines:
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            if comparison.identity:
+                raise typer.Exit(2)
+            raise typer.Exit(0 if comparison.reproduced else 1)
+        claims_module.run(runs or None, out, json_path)
+    except UserError as e:
+        console.print(f"[bold red]error[/] (claims): {e}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 CROSSVAL_HELP = (
