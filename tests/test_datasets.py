@@ -66,6 +66,10 @@ def test_java_small_downloads_verifies_and_extracts_by_folder(workdir, small_arc
     assert (c2v.tokens[c2v.contexts["train"][0, 0, 0]], c2v.paths[c2v.contexts["train"][0, 0, 1]]) == (a, path)
     assert samples.labels[samples.split_labels["train"][0]] == first[0]
     assert len(c2v.variants["test"].owner) > 0 and c2v.variants["test"].owner.max() < report["samples_test"]
+    # the study's renamings, re-extracted (streamed assembly), and code2vec's code-line flags
+    ren = c2v.renamings["test"]
+    assert len(ren.owner) > 0 and ren.owner.max() < report["samples_test"] and ren.contexts.shape[1:] == (20, 3)
+    assert (ren.contexts[..., 1] < len(c2v.paths)).all() and samples.code_line["train"].shape == (report["samples_train"],)
 
     # Tampered bytes in data/ are caught against data.checksums.json and never used.
     blob = bytearray((workdir / "data/java-small.tar.gz").read_bytes())

@@ -202,14 +202,19 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     study, clean = runner("study"), runner("clean")
     n_test = len(samples.split_labels["test"])
     assert study.test_dropped == 1 and len(study.true_test_names) == len(study.inputs["test"]) == n_test - 1
-    assert len(study.variant_owner) == (variants.owner != 0).sum()
-    assert len(study.inputs["variants"]) == study.variant_measured.sum() == len(study.variant_owner) - 1
+    # `clean` CSR: our renamings inside the sampled contexts.
+    assert len(clean.variant_owner) == (variants.owner != 0).sum()
+    assert len(clean.inputs["variants"]) == clean.variant_measured.sum() == len(clean.variant_owner) - 1
     # Every test sample with a renamable variable is in CSR's denominator, also when the renaming
     # changes none of its sampled contexts (then it is not measured: it cannot be critical).
-    study.batches(0)
-    row, _ = study.measure(0)
-    assert row["csr_transformable"] == len(set(study.variant_owner.tolist()))
-    assert study.variant_owner.max() < n_test - 1 and (study.inputs["test"] != 0).any(-1).any(-1).all()
+    clean.batches(0)
+    row, _ = clean.measure(0)
+    assert row["csr_transformable"] == len(set(clean.variant_owner.tolist()))
+    assert clean.variant_owner.max() < n_test - 1 and (clean.inputs["test"] != 0).any(-1).any(-1).all()
+    # `study` CSR: the study's variants, re-extracted (tests/test_study_csr.py), every one measured.
+    renamed = samples.formats["c2v"].renamings["test"]
+    assert len(study.variant_owner) == (renamed.owner != 0).sum() == len(study.inputs["variants"])
+    assert study.variant_measured.all() and (study.inputs["test"] != 0).any(-1).any(-1).all()
 
     _, scores, names = study.measure_split("test", batch_size=7)
     _, full_scores, full_names = clean.measure_split("test", batch_size=7)

@@ -10,7 +10,12 @@ table and `{split}_label` indices, and per context format `fmt` (c2v, c2s) strin
 (source token, path, target token) indices into those tables with -1 as padding. For the critical
 sample ratio each split also holds its renaming variants: variant v belongs to sample
 `{fmt}_{split}_var_owner[v]` and renames the terminals at (`..._occ_ctx`, `..._occ_side`) for the
-occurrences o with `..._occ_var[o] == v` to token `..._var_token[v]`.
+occurrences o with `..._occ_var[o] == v` to token `..._var_token[v]`. The study's variants
+(`codemem.methodname.renaming`: the method renamed and extracted again) are whole samples: variant r
+of sample `{fmt}_{split}_ren_owner[r]` has the context rows `{fmt}_{split}_ren_ctx[r]` ((R, C, 3)
+int32, the split's width C, -1 padding; their new strings come last in the tables). `{split}_code_line`
+(n,) int8: 1 if the method has a code line by code2vec's extractor (`MinCodeLength`), which drops the
+others. Both are absent from files extracted before them (empty / missing when loaded).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +217,14 @@ class Variants:
 
 
 @dataclass
+class Renamings:
+    """The study's renaming variants, re-extracted: whole samples."""
+
+    owner: np.ndarray  # (R,) sample index within the split
+    contexts: np.ndarray  # (R, C, 3) int32, -1 = padding
+
+
+@dataclass
 class ContextSet:
     """One context format: `c2v` (code2vec: normalised terminals, hashed paths) or `c2s` (code2seq:
     `|`-joined terminal sub-tokens and path nodes)."""
@@ -220,6 +233,7 @@ class ContextSet:
     paths: np.ndarray
     contexts: dict[str, np.ndarray]  # split -> (n, C, 3) int32, -1 = padding
     variants: dict[str, Variants]
+    renamings: dict[str, Renamings] = field(default_factory=dict)  # split -> the study's variants
 
 
 @dataclass
@@ -227,6 +241,7 @@ class SampleSet:
     labels: np.ndarray
     split_labels: dict[str, np.ndarray]  # split -> (n,) indices into labels
     formats: dict[str, ContextSet]
+    code_line: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (n,) int8, 1 = has a code line
 
 
 FORMATS = ("c2v", "c2s")
@@ -246,6 +261,10 @@ def save_samples(path: Path, samples: SampleSet) -> None:
                 f"{fmt}_{split}_occ_ctx": v.occ_ctx,
                 f"{fmt}_{split}_occ_side": v.occ_side,
             }
+    for fmt, cs in samples.formats.items():  # after the arrays above: their members keep their bytes
+        for split, r in cs.renamings.items():
+            arrays |= {f"{fmt}_{split}_ren_owner": r.owner, f"{fmt}_{split}_ren_ctx": r.contexts}
+    arrays |= {f"{split}_code_line": flags for split, flags in samples.code_line.items()}
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 
@@ -254,6 +273,7 @@ def load_samples(samples_dir: Path = PROJECT.samples, formats=FORMATS) -> Sample
     path = require(Path(samples_dir) / "contexts.npz", "extract")
     fields = ("var_owner", "var_token", "occ_var", "occ_ctx", "occ_side")
     with np.load(path, allow_pickle=False) as z:
+        names = set(z.zip.namelist())
         return SampleSet(
             labels=z["labels"],
             split_labels={s: z[f"{s}_label"] for s in METHODNAME_SPLITS},
@@ -263,9 +283,12 @@ def load_samples(samples_dir: Path = PROJECT.samples, formats=FORMATS) -> Sample
                     paths=z[f"{fmt}_paths"],
                     contexts={s: z[f"{fmt}_{s}_ctx"] for s in METHODNAME_SPLITS},
                     variants={s: Variants(*(z[f"{fmt}_{s}_{k}"] for k in fields)) for s in METHODNAME_SPLITS},
+                    renamings={s: Renamings(z[f"{fmt}_{s}_ren_owner"], z[f"{fmt}_{s}_ren_ctx"])
+                               for s in METHODNAME_SPLITS if f"{fmt}_{s}_ren_owner.npy" in names},
                 )
                 for fmt in formats
             },
+            code_line={s: z[f"{s}_code_line"] for s in METHODNAME_SPLITS if f"{s}_code_line.npy" in names},
         )
 
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from codemem import datasets, storage
 from codemem.errors import InputError
-from codemem.methodname import method_samples, npzstream
+from codemem.methodname import method_samples, npzstream, renaming
 from codemem.methodname.java_paths import JavaExtractor
 from codemem.methodname.java_tokens import PathConfig, _c2s_token, _c2v_token, _label_of, c2v_line
 from codemem.params import Params
@@ -114,7 +114,7 @@ def _scan(item):
     return name, "ok", len(infos), methods
 
 
-_OUTPUTS = ("c2v", "c2s", "methods", "variants")  # a split's text files
+_OUTPUTS = ("c2v", "c2s", "methods", "variants", "renamings", "code_lines")  # a split's text files
 
 
 def _extract(item):
@@ -140,14 +140,19 @@ def _extract(item):
     lines: dict[str, list[str]] = {k: [] for k in _OUTPUTS}
     limit = _w["stored"] if split == "train" else _w["max_contexts"]
     samples = ex.extract(data, key=name, seed=_w["seed"], only=only, limit=max(limit, _w["max_contexts"]))
+    nodes = ex._method_nodes(data)  # (the parse `extract` cached; the variants' parses replace that cache)
     for s in samples:
         lines["c2v"].append(c2v_line(s.label, s.c2v_contexts(_w["max_contexts"]), _w["max_contexts"]))
         lines["c2s"].append(c2v_line(s.label, s.c2s_contexts(limit), limit))
         lines["methods"].append(json.dumps({"split": split, "file": name, "line": s.line, "name": s.name,
                                             "label": s.label, "variables": list(s.variables)}))  # fmt: skip
+        method, body = nodes[s.index]
+        lines["code_lines"].append("1" if renaming.has_code_line(body) else "0")
         if split == "test":
             lines["variants"].append(json.dumps([s.variants(_w["max_contexts"], _c2v_token),
                                                  s.variants(limit, _c2s_token)]))  # fmt: skip
+            lines["renamings"].append(renaming.study_line(ex, method, key=f"{name}:{s.index}", seed=_w["seed"],
+                                                          limit=_w["max_contexts"]))  # fmt: skip
     return name, status, counts, len(samples), {k: "\n".join([*v, ""]).encode() if v else b"" for k, v in lines.items()}
 
 
@@ -180,7 +185,7 @@ def _work_key(source: method_samples.Source, recipe: datasets.Recipe, params: Pa
                 "max_path_length": x.max_path_length, "max_path_width": x.max_path_width,
                 "max_contexts": x.max_contexts, "stored": x.max_contexts_stored, "per_name": x.per_name,
                 "top_names": x.top_names, "split": list(x.split), "max_file_bytes": x.max_file_bytes,
-                "max_files": x.max_files, "format": 2}  # fmt: skip
+                "max_files": x.max_files, "format": 3}  # fmt: skip
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -338,7 +343,8 @@ def _split_pass(pool, source, layout, limits, splits: tuple[str, ...], chosen, x
             todo.append(split)
     if not todo:
         return
-    names = dict(zip(_OUTPUTS, ("{}.c2v", "{}.c2s", "methods.jsonl", "variants.jsonl"), strict=True))
+    names = dict(zip(_OUTPUTS, ("{}.c2v", "{}.c2s", "methods.jsonl", "variants.jsonl", "renamings.jsonl",
+                                "code_lines.txt"), strict=True))  # fmt: skip
     out, files = {}, []
     for split in todo:
         tmp = work / f".{split}.tmp"

@@ -75,12 +75,24 @@ class MethodNameTraining(Training):
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
         self.true_train_names = [str(samples.labels[i]) for i in samples.split_labels["train"]]
         self.noisy_train_names = list(noisy_train_labels)
-        # CSR counts every test sample with a renamable variable; a renaming that changes none of the
-        # contexts the model sees cannot change its prediction and is not measured.
+        # CSR counts every test sample with a renamable variable. `study`: the study's variants
+        # (codemem.methodname.renaming: each renamed method extracted again, a fresh sample of its
+        # contexts), every one measured. `clean`: ours (storage.Variants: the variable renamed in
+        # the sample's own contexts); a renaming that changes none of the contexts the model sees
+        # cannot change its prediction and is not measured.
         v = self._variants = cs.variants["test"]
-        in_view = v.occ_ctx < self.contexts["test"].shape[1]
-        self.variant_owner = v.owner
-        self.variant_measured = np.bincount(v.occ_var[in_view], minlength=len(v.owner)) > 0
+        self._renamed = cs.renamings.get("test") if self.study else None
+        if self.study and self._renamed is None and len(v.owner):
+            from codemem.progress import log
+
+            log("CSR: the samples have no re-extracted renamings (extracted before them): ours are measured")
+        if self._renamed is not None:
+            self.variant_owner = self._renamed.owner
+            self.variant_measured = np.ones(len(self._renamed.owner), dtype=bool)
+        else:
+            in_view = v.occ_ctx < self.contexts["test"].shape[1]
+            self.variant_owner = v.owner
+            self.variant_measured = np.bincount(v.occ_var[in_view], minlength=len(v.owner)) > 0
         self.tables = cs
 
     @classmethod
@@ -109,6 +121,8 @@ class MethodNameTraining(Training):
 
     def variant_contexts(self) -> np.ndarray:
         """The measured renaming variants of the test samples as extraction-table context rows."""
+        if self._renamed is not None:  # the study's: whole samples already
+            return self._renamed.contexts[:, : self.contexts["test"].shape[1]]
         v, measured = self._variants, self.variant_measured
         rows = self.contexts["test"][v.owner[measured]].copy()
         row_of = np.cumsum(measured) - 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import json
 import platform
 from pathlib import Path
@@ -224,6 +225,12 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
                 for name, values in zip(_FIELDS, variants):
                     _write_array(z, f"{fmt}_{split}_{name}", np.array(values, dtype=np.int32))
                 counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(variants[0])
+            for split in storage.METHODNAME_SPLITS:  # the study's variants: their new strings last
+                owner, rows = _renamings(work / split / "renamings.jsonl", k, max_contexts, tokens.__getitem__,
+                                         paths.__getitem__)  # fmt: skip
+                _write_array(z, f"{fmt}_{split}_ren_owner", owner)
+                _write_array(z, f"{fmt}_{split}_ren_ctx", rows)
+                counts[("" if fmt == "c2v" else "c2s_") + f"renamings_{split}"] = len(owner)
             _write_strings(z, f"{fmt}_tokens", list(tokens), pool)
             del tokens
             _write_strings(z, f"{fmt}_paths", list(paths), pool)
@@ -231,7 +238,40 @@ def assemble(work: Path, out: Path, max_contexts: int, stored: int, pool=None, c
         _write_strings(z, "labels", list(labels), pool)
         for split in storage.METHODNAME_SPLITS:
             _write_array(z, f"{split}_label", np.array(split_labels[split], dtype=np.int32))
+        for split in storage.METHODNAME_SPLITS:
+            flags = _code_lines(work / split / "code_lines.txt", n[split])
+            if flags is not None:
+                _write_array(z, f"{split}_code_line", flags)
     return counts
+
+
+def _renamings(path: Path, k: int, width: int, token, path_id) -> tuple[np.ndarray, np.ndarray]:
+    """(owner (R,), contexts (R, width, 3)) of format k's re-extracted renaming variants (storage.Renamings);
+    `token` / `path_id` give a string's table id."""
+    owner, rows = [], []
+    if path.exists():
+        with open(path) as f:
+            for i, line in enumerate(f):
+                for contexts in json.loads(line)[k]:
+                    row = np.full((width, 3), -1, dtype=np.int32)
+                    for c, context in enumerate(contexts[:width]):
+                        a, p, b = context.split(",")
+                        row[c] = (token(a), path_id(p), token(b))
+                    owner.append(i)
+                    rows.append(row)
+    ctx = np.stack(rows) if rows else np.zeros((0, width, 3), dtype=np.int32)
+    return np.array(owner, dtype=np.int32), ctx
+
+
+def _code_lines(path: Path, n: int) -> np.ndarray | None:
+    """(n,) int8: 1 where code2vec's extractor sees a code line (`renaming.has_code_line`); None
+    without the file (work written before it)."""
+    if not path.exists():
+        return None
+    flags = np.frombuffer(path.read_bytes(), dtype=np.uint8)[0::2]
+    if len(flags) != n:
+        raise RuntimeError(f"{path}: {len(flags)} flags for {n} samples: the extraction is damaged")
+    return (flags == ord("1")).astype(np.int8)
 
 
 def _variants(path: Path, k: int, tokens: dict) -> tuple[list, ...]:
@@ -289,7 +329,14 @@ def assemble_in_memory(work: Path, out: Path, max_contexts: int, stored: int) ->
             contexts[split] = arr
             variants[split] = storage.Variants(as32(owner), as32(var_token), as32(occ_var), as32(occ_ctx), as32(occ_side))
             counts[("" if fmt == "c2v" else "c2s_") + f"variants_{split}"] = len(owner)
+        renamed = {}
+        for split in storage.METHODNAME_SPLITS:  # the study's variants: their new strings last
+            renamed[split] = storage.Renamings(*_renamings(work / split / "renamings.jsonl", k, max_contexts,
+                                                           functools.partial(idx, tokens), functools.partial(idx, paths)))
+            counts[("" if fmt == "c2v" else "c2s_") + f"renamings_{split}"] = len(renamed[split].owner)
         table = lambda t: np.array(list(t), dtype=str)
-        formats[fmt] = storage.ContextSet(table(tokens), table(paths), contexts, variants)
-    storage.save_samples(out, storage.SampleSet(np.array(list(labels), dtype=str), split_labels, formats))
+        formats[fmt] = storage.ContextSet(table(tokens), table(paths), contexts, variants, renamed)
+    code_line = {s: _code_lines(work / s / "code_lines.txt", counts[f"samples_{s}"]) for s in storage.METHODNAME_SPLITS}
+    code_line = {s: flags for s, flags in code_line.items() if flags is not None}
+    storage.save_samples(out, storage.SampleSet(np.array(list(labels), dtype=str), split_labels, formats, code_line))
     return counts
