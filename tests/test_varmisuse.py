@@ -287,10 +287,15 @@ def test_tiny_training_resumes_to_identical_metrics(workdir):
         assert result[key] is None or 0.0 <= result[key] <= 1.0, key
     assert result["epochs"] == 2 and result["model"] == "great" and result["noise"] == 0.5
     # The study's measurements: Gini over the last step's own training losses, logged inside the step
-    # (48 samples), the repair loss over all of them (clean samples at 0).
+    # (48 samples), the repair loss over its buggy samples; the train accuracies over the same step.
     assert logs["in_step_loc_loss"].shape == logs["in_step_repair_loss"].shape == (2, 48)
+    assert logs["in_step_has_bug"].shape == logs["in_step_loc_correct"].shape == (2, 48)
+    buggy = logs["in_step_has_bug"][-1].astype(bool)
     assert result["gini_loc"] == pytest.approx(gini(logs["in_step_loc_loss"][-1]), abs=1e-6)
-    assert result["gini_repair"] == pytest.approx(gini(logs["in_step_repair_loss"][-1]), abs=1e-6)
+    assert result["gini_repair"] == pytest.approx(gini(logs["in_step_repair_loss"][-1][buggy]), abs=1e-6)
+    assert result["train_loc_acc"] == pytest.approx(logs["in_step_loc_correct"][-1][buggy].mean(), abs=1e-6)
+    no_bug = logs["in_step_no_bug_correct"][-1][~buggy].mean()
+    assert result["train_no_bug_acc"] == pytest.approx(no_bug, abs=1e-6)
     assert (result["measure"], result["heldout"]) == ("study", "eval")
     # Mislabel detection: the measured training samples' dynamics, every step, and which were flipped
     # (their noisy label's has_bug differs from the extracted one's, at their train.jsonl line).

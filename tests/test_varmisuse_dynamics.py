@@ -74,7 +74,7 @@ def test_flipped_marks_the_flips_among_the_measured_samples_and_the_logged_margi
                                             + "".join(f"{i}\t0\t1\t4\t2,5\n" for i in flips))  # fmt: skip
     great_format.write_shard(layout.samples / "eval.jsonl", train[:3], validate=False)
     params = from_dict({"dataset": "stdlib-great", "model": "great", "great": TINY_GREAT,
-                        "train": {"measure_samples": 7, "heldout": "eval"}})  # fmt: skip
+                        "train": {"measure_samples": 7, "heldout": "eval", "measure": "clean"}})  # fmt: skip
     torch.manual_seed(0)
     training = bug_training.VarMisuseTraining(params, layout, "cpu")
     lines = training.train.line[training.train_measured]
@@ -93,15 +93,22 @@ def test_flipped_marks_the_flips_among_the_measured_samples_and_the_logged_margi
     for j, i in enumerate(training.train_measured.tolist()):
         batch = bug_batches.collate(training.train, [i], "cpu")
         with torch.no_grad():
-            loc = training.model(batch.subtokens, batch.token_mask, batch.edges)[0, :, 0].double().numpy()
+            logits = training.model(batch.subtokens, batch.token_mask, batch.edges)[0].double().numpy()
+        loc, rep = logits[:, 0], logits[:, 1]
         valid = batch.token_mask[0].numpy()
+        # The repair pointer's margin: best target minus best other candidate; 0 (no label) if clean.
+        support = valid & batch.candidates[0].numpy()
+        targets = support & batch.targets[0].numpy()
+        repair = rep[targets].max() - rep[support & ~targets].max() if training.train.has_bug[i] else 0.0
+        assert logged["dyn_repair_margin"][j] == pytest.approx(repair, abs=1e-5)
         given = int(training.train.error_location[i])
         others = valid.copy()
         others[given] = False
         assert logged["dyn_margin"][j] == pytest.approx(loc[given] - loc[others].max(), abs=1e-5)
         assert logged["dyn_correct"][j] == int(np.argmax(np.where(valid, loc, -np.inf)) == given)
-    # The location accuracy over buggy samples is the share of them whose given location is predicted.
-    buggy = arrays["train_has_bug"]
+    # `clean`: the location accuracy over buggy samples is the share of the measured ones whose given
+    # location is predicted (`study` takes it from the training step: tests/test_varmisuse_study.py).
+    buggy = arrays["train_has_bug"].astype(bool)
     if buggy.any():
         assert row["train_loc_acc"] == pytest.approx(logged["dyn_correct"][buggy].mean())
 

@@ -7,9 +7,11 @@ The data pipeline follows ICLR20-Great's `data/data_loader.py`:
 - edges through the original mapping (`great_format.loader_edges`: relation i forward as type 2i, reversed
   as 2i+1); only integer `repair_candidates` are kept; samples longer than `max_length` (512) are
   skipped and counted;
-- training batches hold similarly long samples within a token budget (`max_batch_tokens`, 12,500
-  padded tokens): the original's `make_batch` picks a random pivot length in a buffer of about 50
-  batches and fills a batch with the samples closest to it.
+- training batches within a token budget (`max_batch_tokens`, 12,500 padded tokens): upstream's
+  `make_batch` picks a random pivot length in a buffer of about 50 batches and fills a batch with the
+  samples closest to it (`token_budget_batches`, `train.measure: clean`); the study's copy of the
+  loader has that pivot sort commented out, so its batches take the samples in stream order
+  (`stream_batches`, `train.measure: study`).
 
 Which samples a step trains on and which are measured (`step_samples`, `subset`) is here too: like
 the batches, a function of (seed, step). codemem.varmisuse.bug_training trains on what this makes.
@@ -243,6 +245,32 @@ def token_budget_batches(lengths: np.ndarray, max_tokens: int, rng: np.random.Ge
     while buffer:
         make_batch()
     return batches
+
+
+def stream_batches(lengths: np.ndarray, max_tokens: int) -> list[list[int]]:
+    """Positions into `lengths` in stream order, cut into batches of <= max_tokens padded tokens: the
+    study's batches (`train.measure: study`).
+
+    The study's copy of the loader (mdrafiqulrabin/CI-Memorization
+    `code/model_prediction/Great/data_loader.py`, `DataLoader.to_batch.make_batch`) has upstream's
+    two lines that pick a random pivot and sort the buffer by |length - pivot| commented out: a batch
+    takes the buffer's samples from its front, in the order the stream delivered them, while (longest
+    so far) x (count) stays within the budget. Its buffer never runs short of a batch (it is batched
+    only once it holds over 50 budgets' worth of tokens, counted as its size x the newest sample's
+    length, which is at most its longest), so the batches are the stream cut greedily, whatever the
+    buffer's size; a sample longer than the budget still forms a batch of its own.
+    """
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    longest = 0
+    for i in range(len(lengths)):
+        longest_with = max(longest, int(lengths[i]))
+        if batch and longest_with * (len(batch) + 1) > max_tokens:
+            batches.append(batch)
+            batch, longest_with = [], int(lengths[i])
+        batch.append(i)
+        longest = longest_with
+    return batches + ([batch] if batch else [])
 
 
 def measure_batches(lengths: np.ndarray, max_tokens: int) -> list[list[int]]:

@@ -7,13 +7,19 @@ Training follows `running/run_model.py`: Adam (lr 1e-4, TF's epsilon 1e-7), glob
 0.25, loss = mean location loss + mean repair loss over buggy samples (`reduce_losses`). An "epoch"
 is a *step*: `train.samples_per_step` training samples (the original: 250,000), drawn from an
 endless stream of seeded permutations of the training set, then a measurement pass with dropout
-off on a fixed seeded subset of the (noisy) training samples and of the held-out `eval` samples
+off on a fixed seeded subset of the (noisy) training samples and of the held-out samples
 (`train.measure_samples` each): the original's four accuracies, per-sample location and repair
 losses (their Gini coefficients: location over all samples, repair over buggy ones), and per-sample
 scores (the probability of the predicted location, the pointer mass on the repair targets); and, for
 mislabel detection (codemem.detection), each measured training sample's location loss, margin,
 probability of and correctness on its given location, and whether the corrupt stage flipped its label
 (`flipped`, from build/noisy/flips.tsv).
+
+`train.measure: study` measures the training side as the authors' patch logged it, from inside the
+step's own forward passes (dropout on, the weights moving): the train accuracies over every sample
+of the step and the two Gini coefficients over its per-sample losses (repair: buggy samples only);
+its batches take the samples in stream order (`stream_batches`). `clean` takes the train accuracies
+and Ginis from the measurement pass and batches as upstream (`token_budget_batches`).
 Everything random is a function of (seed, step), so a run resumed from its checkpoint ends with the
 same metrics as an uninterrupted one. The loop itself is codemem.train's, shared with MethodName.
 """
@@ -39,9 +45,16 @@ from codemem.varmisuse.bug_batches import (
     load_split,
     measure_batches,
     step_samples,
+    stream_batches,
     subset,
     token_budget_batches,
 )
+
+# What a step logs per sample, in the batches' order (`VarMisuseTraining._in_step`), and its dtype:
+# the two losses, and the outcomes of the step's own forward pass (dropout on).
+IN_STEP = {"loc": np.float32, "repair": np.float32, "has_bug": np.int8, "loc_correct": np.int8,
+           "repair_correct": np.int8, "joint_correct": np.int8, "no_bug_correct": np.int8}  # fmt: skip
+OUTCOMES = ("loc_correct", "repair_correct", "joint_correct", "no_bug_correct")
 
 
 # ---- model ---------------------------------------------------------------------------------------
@@ -64,8 +77,8 @@ def measure(model, split: Split, idx: np.ndarray, config: pointer_model.VarMisus
     """Per-sample outcomes of samples `idx` with dropout off: losses, correctness, scores, and the
     given labels' margins and probability (`pointer_model.varmisuse_dynamics`)."""
     model.eval()
-    keys = ("loc_loss", "repair_loss", "loc_correct", "repair_correct", "joint_correct", "no_bug_correct",
-            "loc_prob", "repair_mass", "loc_margin", "loc_given_prob")  # fmt: skip
+    keys = ("loc_loss", "repair_loss", *OUTCOMES, "loc_prob", "repair_mass", "loc_margin", "loc_given_prob",
+            "repair_margin")  # fmt: skip
     out = {k: np.zeros(len(idx), dtype=np.float64) for k in keys}
     for positions in measure_batches(split.lengths[idx], config.max_batch_tokens):
         args, (loc_loss, rep_loss) = forward(model, collate(split, idx[positions], device))
@@ -87,24 +100,48 @@ def read_flips(path) -> np.ndarray:
     return np.array([row.split("\t", 1)[0] for row in rows if row.strip()], dtype=np.int64)
 
 
-def summarize(m: dict[str, np.ndarray], repair_gini_over_all: bool = False) -> dict[str, float]:
-    """Split-level metrics from per-sample outcomes: the original's accuracies (localization, repair
-    and joint over buggy samples, no-bug over clean ones), mean losses, Gini of each loss (repair: over
-    buggy samples, or over all as the study's patch logged it, clean ones at 0), scores."""
+def accuracies(m: dict[str, np.ndarray]) -> dict[str, float]:
+    """The original's four accuracies from per-sample outcomes: localization, repair and joint over
+    buggy samples, no-bug over clean ones (NaN where there is no sample of the kind)."""
+    acc = pointer_model.batch_accuracies({k: torch.from_numpy(m[k].astype(bool)) for k in OUTCOMES},
+                                         torch.from_numpy(m["has_bug"].astype(bool)))  # fmt: skip
+    return {"loc_acc": acc["localization"], "repair_acc": acc["repair"], "joint_acc": acc["joint"],
+            "no_bug_acc": acc["no_bug"]}  # fmt: skip
+
+
+def summarize(m: dict[str, np.ndarray]) -> dict[str, float]:
+    """Split-level metrics from per-sample outcomes: the original's accuracies (`accuracies`), mean
+    losses, Gini of each loss (location over all samples; repair over buggy samples, as the study's
+    repair CSVs hold only those, e.g. `GGNN_Py150_Repair_held.csv` 12,619 rows of 25,000), scores."""
     buggy = m["has_bug"].astype(bool)
-    acc = pointer_model.batch_accuracies({k: torch.from_numpy(m[k].astype(bool)) for k in
-                               ("loc_correct", "repair_correct", "joint_correct", "no_bug_correct")},
-                              torch.from_numpy(buggy))  # fmt: skip
+    acc = accuracies(m)
     return {
-        "loc_acc": acc["localization"], "repair_acc": acc["repair"], "joint_acc": acc["joint"],
-        "no_bug_acc": acc["no_bug"],
+        **acc,
         "loc_loss": float(m["loc_loss"].mean()) if len(buggy) else float("nan"),
         "repair_loss": float(m["repair_loss"][buggy].mean()) if buggy.any() else float("nan"),
         "gini_loc": metrics.gini(m["loc_loss"]),
-        "gini_repair": metrics.gini(m["repair_loss"] if repair_gini_over_all else m["repair_loss"][buggy]),
+        "gini_repair": metrics.gini(m["repair_loss"][buggy]),
         "score": float(m["loc_prob"].mean()) if len(buggy) else float("nan"),
         "repair_mass": float(m["repair_mass"][buggy].mean()) if buggy.any() else float("nan"),
     }  # fmt: skip
+
+
+def study_train(in_step: dict[str, np.ndarray]) -> dict[str, float]:
+    """The training side of a step as the study's patch logged it, from the step's own per-sample
+    records (`IN_STEP`: dropout on, the weights moving within the step): the four accuracies over
+    every sample of the step, the location-loss Gini over all of them and the repair-loss Gini over
+    the buggy ones.
+
+    Accuracies: CI-Memorization `code/model_prediction/Great/run_model.py`, `train`, feeds each
+    training batch's accuracies (`meta_model.py`, `get_loss`) to running means weighted by the batch's
+    buggy (localization, repair, joint) and clean (no-bug) counts and prints them once a step
+    ("Training result"); the study's train CSVs are per-step values taken back out of those running
+    means (which the patch never resets), so a step's figure is its own samples' accuracy. Repair
+    Gini: `get_loss` logs -log(1e-9) for clean samples (`target_loss_samples`), but the published
+    repair CSVs hold only about the buggy half (`GGNN_Py150_Repair_held.csv`: 12,619 of 25,000 rows)."""
+    buggy = in_step["has_bug"].astype(bool)
+    return accuracies(in_step) | {"gini_loc": metrics.gini(in_step["loc"]),
+                                  "gini_repair": metrics.gini(in_step["repair"][buggy])}  # fmt: skip
 
 
 # ---- codemem.task.Training ------------------------------------------------------------------------
@@ -135,7 +172,7 @@ class VarMisuseTraining(Training):
         self.input_files = [train_file, test_file]
         self.samples_per_epoch, self.steps = params.train.samples_per_step, params.epochs
         self.study, self.heldout = params.train.measure == "study", params.train.heldout
-        self._in_step: dict[str, list[np.ndarray]] = {"loc": [], "repair": []}
+        self._in_step: dict[str, list[np.ndarray]] = {key: [] for key in IN_STEP}
         # Which measured training samples the corrupt stage flipped: flips.tsv's `sample` is the index
         # in train.jsonl, `Split.line` each kept sample's (samples over max_length are not in the Split).
         self.flipped_lines = read_flips(storage.require(layout.noisy / "flips.tsv", "corrupt"))
@@ -146,10 +183,17 @@ class VarMisuseTraining(Training):
                 f"{self.samples_per_epoch} samples")  # fmt: skip
 
     def batches(self, epoch: int) -> list[np.ndarray]:
-        self._in_step = {"loc": [], "repair": []}
+        """The step's samples (`step_samples`) in token-budget batches: `study` in stream order, as the
+        study's loader cut them (`stream_batches`); `clean` as upstream's, similar lengths together
+        around random pivots (`token_budget_batches`)."""
+        self._in_step = {key: [] for key in IN_STEP}
         chosen = step_samples(len(self.train), self.samples_per_epoch, epoch, self.seed)
-        rng = np.random.default_rng([self.seed, 4, epoch])
-        batches = [chosen[p] for p in token_budget_batches(self.train.lengths[chosen], self.config.max_batch_tokens, rng)]
+        lengths, budget = self.train.lengths[chosen], self.config.max_batch_tokens
+        if self.study:
+            positions = stream_batches(lengths, budget)
+        else:
+            positions = token_budget_batches(lengths, budget, np.random.default_rng([self.seed, 4, epoch]))
+        batches = [chosen[p] for p in positions]
         self._batch_sizes = [len(b) for b in batches]
         return batches
 
@@ -166,18 +210,26 @@ class VarMisuseTraining(Training):
             return
         from codemem.distributed import all_gather_objects, interleave
 
-        for key in ("loc", "repair"):
+        for key, dtype in IN_STEP.items():
             ranks = [iter(pieces) for pieces in all_gather_objects(self._in_step[key], group)]
-            empty = np.zeros(0, np.float32)
+            empty = np.zeros(0, dtype)
             self._in_step[key] = [interleave([next(ranks[r]) if size > r else empty for r in range(group.world)])
                                   for size in self._batch_sizes]  # fmt: skip
 
     def _step_losses(self, positions: np.ndarray):
         batch = collate(self.train, positions, self.device)
-        _, (loc_loss, rep_loss) = forward(self.model, batch)
-        # What the study's patch logs inside the step (LOC_LOSS_SAMP, TGT_LOSS_SAMP), dropout on.
-        self._in_step["loc"].append(logged_losses(loc_loss))
-        self._in_step["repair"].append(logged_losses(rep_loss))
+        args, (loc_loss, rep_loss) = forward(self.model, batch)
+        # What the study's patch logs inside the step, dropout on: the per-sample losses
+        # (CI-Memorization `code/model_prediction/Great/run_model.py`, `train` -> `write_losses`:
+        # LOC_LOSS_SAMP, TGT_LOSS_SAMP) and the outcomes behind its running train accuracies
+        # (`update_metrics` of `meta_model.py` `get_loss`'s batch accuracies, weighted by the batch's
+        # buggy / clean counts: per-sample outcomes averaged over the step's samples).
+        outcomes = pointer_model.varmisuse_predictions(*args)
+        record = {k: outcomes[k].cpu().numpy() for k in OUTCOMES}
+        record |= {"loc": logged_losses(loc_loss), "repair": logged_losses(rep_loss),
+                   "has_bug": batch.has_bug.cpu().numpy()}  # fmt: skip
+        for key, dtype in IN_STEP.items():
+            self._in_step[key].append(record[key].astype(dtype))
         return batch, loc_loss, rep_loss
 
     def loss(self, positions: np.ndarray) -> tuple[torch.Tensor, int]:
@@ -191,12 +243,18 @@ class VarMisuseTraining(Training):
         buggy = torch.tensor(float(self.train.has_bug[positions].sum()), device=rep_loss.device)
         return loc_loss.sum() / len(positions) + rep_loss.sum() / (buggy + 1e-9)
 
+    def in_step(self) -> dict[str, np.ndarray]:
+        """The step's per-sample records (`IN_STEP`), in the batches' order."""
+        return {k: np.concatenate(v or [np.zeros(0)]).astype(IN_STEP[k]) for k, v in self._in_step.items()}
+
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
+        """The step's row and per-sample logs. `study`: the train accuracies and both Ginis from the
+        step itself (`study_train`); `clean`: from the measurement pass (dropout off, one model)."""
         tr, te = self._measure(self.train, self.train_measured), self._measure(self.test, self.test_measured)
-        s_tr, s_te = summarize(tr, repair_gini_over_all=self.study), summarize(te, repair_gini_over_all=self.study)
-        in_step = {k: np.concatenate(v) if v else np.zeros(0, np.float32) for k, v in self._in_step.items()}
-        if self.study:  # Gini over the step's own training losses, as logged inside the step
-            s_tr["gini_loc"], s_tr["gini_repair"] = metrics.gini(in_step["loc"]), metrics.gini(in_step["repair"])
+        s_tr, s_te = summarize(tr), summarize(te)
+        in_step = self.in_step()
+        if self.study:
+            s_tr |= study_train(in_step)
         row = {
             "samples_seen": (epoch + 1) * self.samples_per_epoch,
             "train_loc_loss": s_tr["loc_loss"], "train_repair_loss": s_tr["repair_loss"],
@@ -210,20 +268,24 @@ class VarMisuseTraining(Training):
                   "train_score": tr["loc_prob"], "test_score": te["loc_prob"], "test_repair_mass": te["repair_mass"],
                   "test_loc_correct": te["loc_correct"], "test_repair_correct": te["repair_correct"],
                   "in_step_loc_loss": in_step["loc"], "in_step_repair_loss": in_step["repair"]}  # fmt: skip
-        return row, {k: v.astype(np.float32) for k, v in logged.items()} | self.dynamics(tr)
+        outcomes = {f"in_step_{k}": in_step[k] for k in ("has_bug", *OUTCOMES)}
+        return row, {k: v.astype(np.float32) for k, v in logged.items()} | outcomes | self.dynamics(tr)
 
     @staticmethod
     def dynamics(tr: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Training dynamics for mislabel detection (codemem.detection) of the measured training
-        samples, given label = the noisy one, from this step's measurement pass (dropout off), all of
-        the location pointer (`pointer_model.varmisuse_dynamics`): its loss (`train_loc_loss` again),
+        samples, given label = the noisy one, from this step's measurement pass (dropout off), of the
+        location pointer (`pointer_model.varmisuse_dynamics`): its loss (`train_loc_loss` again),
         the given location's margin and probability, and whether the predicted location is the given
-        one (for a sample labelled clean: slot 0, "no bug"). The repair pointer's margin is NaN for a
-        sample labelled clean, and a NaN in the logs would make equal runs' logs compare unequal
-        (np.array_equal): it is not logged."""
+        one (for a sample labelled clean: slot 0, "no bug"); and the repair pointer's margin
+        (`dyn_repair_margin`), of which a sample labelled clean has none: logged as 0 there (a NaN
+        would make equal runs' logs compare unequal under np.array_equal), to be read with
+        `train_has_bug`."""
+        repair_margin = np.where(tr["has_bug"].astype(bool), tr["repair_margin"], 0.0)
         return {
             "dyn_loss": tr["loc_loss"].astype(np.float32), "dyn_margin": tr["loc_margin"].astype(np.float32),
             "dyn_prob": tr["loc_given_prob"].astype(np.float32), "dyn_correct": tr["loc_correct"].astype(np.int8),
+            "dyn_repair_margin": repair_margin.astype(np.float32),
         }  # fmt: skip
 
     def _measure(self, split: Split, idx: np.ndarray) -> dict[str, np.ndarray]:
