@@ -45,6 +45,17 @@ def test_renaming_by_hand_field_access_same_named_call_parameter_local():
     assert renaming.rename_method(m2, "get", "v") == b"@get int get(v v) { class get {} return v.v(new v()); }"
     m3, _ = method_of(renaming.wrapped(b"void f(int var) { var x = var; g(this::var); }"))
     assert renaming.rename_method(m3, "var", "var1") == b"void f(int var1) { var x = var1; g(this::var); }"
+    m4, _ = method_of(renaming.wrapped(b"void f(int Outer) { Outer.this.g(Outer); Outer.super.h(); }"))
+    assert renaming.rename_method(m4, "Outer", "v") == b"void f(int v) { Outer.this.g(v); Outer.super.h(); }"
+
+
+def test_one_variant_per_declaration_each_drawn_afresh():
+    ex = JavaExtractor()
+    method, _ = method_of(renaming.wrapped(b"void f() { for (int i = 0;;) {} for (int i : xs) {} }"), ex)
+    assert renaming.target_variables(method) == ["i", "i"]
+    first, second = renaming.study_variants(ex, method, key="k", seed=0, limit=200)
+    assert first.leaves == second.leaves and "var" in first.leaves
+    assert renaming.variant_key("k", "i", 1) != renaming.variant_key("k", "i", 0)
 
 
 def test_variants_are_the_hand_renamed_method_extracted_again():

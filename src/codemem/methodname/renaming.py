@@ -18,7 +18,7 @@ method wrapped as `class T { ... }` (`Common.getParseUnit`):
 Here the renaming replaces the identifiers' bytes in the method's own text; the renamed method,
 wrapped as the study wrapped it, is parsed and extracted again with the same extractor and limits.
 Comments and layout stay where the pretty-printer would drop or redo them: our extractor reads
-neither. Variants that rename equal names are identical, so one per distinct name is extracted.
+neither. Declarations of one name give the same renamed text, parsed once, sampled once each.
 
 code2vec's extractor (JavaExtractor `FunctionVisitor.getMethodLength`, `MinCodeLength = 1`) drops a
 method whose pretty-printed body, without its braces, has no line but comment lines (lines that
@@ -95,6 +95,9 @@ def _renamable(node: Node) -> bool:
         return False
     if pt == "method_reference" and node.prev_sibling is not None and node.prev_sibling.type == "::":
         return False
+    dot = node.next_sibling  # Outer.this, Outer.super.f(): ThisExpr's / SuperExpr's typeName is a Name
+    if dot is not None and dot.type == "." and dot.next_sibling is not None and dot.next_sibling.type in ("this", "super"):
+        return False
     return not (node.type == "type_identifier" and node.text == b"var" and _field(parent, "type") == node)  # VarType
 
 
@@ -124,25 +127,30 @@ def study_variants(extractor, method: Node, *, key: str, seed: int, limit: int) 
     """The study's renaming variants of `method`, each extracted afresh from the renamed method
     wrapped as `class T { ... }` -- what `extractor.extract(wrapped(rename_method(...)), key=variant_key(
     key, variable), seed=seed, limit=limit)` gives -- one per distinct variable name whose renaming
-    changes the method, in the order of their first declaration."""
+    changes the method: one per declaration, in pre-order (a name declared twice: the same text,
+    two draws of its contexts)."""
     targets = target_variables(method)
     new = new_name(targets)
-    out = []
-    for variable in dict.fromkeys(targets):
+    out, seen, parsed = [], {}, {}
+    for variable in targets:
         if variable == new:  # the text would not change: checkTransformation drops it
             continue
-        source = wrapped(rename_method(method, variable, new))
-        nodes = extractor._method_nodes(source)
-        if not nodes or nodes[0][0].has_error:
-            continue
-        out.append(extractor._sample(nodes[0][0], source, 0, random.Random(f"{seed}:{variant_key(key, variable)}:0"),
-                                     limit))  # fmt: skip
+        nth = seen[variable] = seen.get(variable, -1) + 1
+        if variable not in parsed:
+            source = wrapped(rename_method(method, variable, new))
+            nodes = extractor._method_nodes(source)
+            parsed[variable] = (source, nodes[0][0] if nodes and not nodes[0][0].has_error else None)
+        source, node = parsed[variable]
+        if node is not None:
+            rng = random.Random(f"{seed}:{variant_key(key, variable, nth)}:0")
+            out.append(extractor._sample(node, source, 0, rng, limit))
     return out
 
 
-def variant_key(key: str, variable: str) -> str:
-    """The sampling key of a variant: a fresh draw of contexts, as the study's re-extraction made."""
-    return f"{key}#rename:{variable}"
+def variant_key(key: str, variable: str, nth: int = 0) -> str:
+    """The sampling key of a variant: a fresh draw of contexts, as the study's re-extraction made
+    (preprocess.py draws each line's sample afresh, so a name declared twice gives two draws)."""
+    return f"{key}#rename:{variable}" + (f"#{nth}" if nth else "")
 
 
 def has_code_line(body: Node) -> bool:
