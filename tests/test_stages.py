@@ -215,6 +215,9 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     renamed = samples.formats["c2v"].renamings["test"]
     assert len(study.variant_owner) == (renamed.owner != 0).sum() == len(study.inputs["variants"])
     assert study.variant_measured.all() and (study.inputs["test"] != 0).any(-1).any(-1).all()
+    study.batches(0)
+    row, _ = study.measure(0)
+    assert row["csr_transformable"] == len(set(study.variant_owner.tolist())) > 0
 
     _, scores, names = study.measure_split("test", batch_size=7)
     _, full_scores, full_names = clean.measure_split("test", batch_size=7)
