@@ -57,6 +57,9 @@ class ExtractParams:
 class TrainParams:
     epochs: int = 0  # 0 = the model's own default (its config's `epochs`)
     batch_size: int = 128  # the study's batch size (upstream code2vec: 1024)
+    # Samples a measurement batch. 0 in params.yaml = the study's for the run (`study_eval_batch_size`):
+    # code2seq under measure study measures in batches of 128 (the study's TEST_BATCH_SIZE = BATCH_SIZE),
+    # which changes its greedy decoding; else 256.
     eval_batch_size: int = 256
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch CPU threads, 0 = torch's default
@@ -71,6 +74,10 @@ class TrainParams:
     # clean: Gini over a separate pass after each epoch (dropout off, one model); score = the
     #   predicted name's probability under the full softmax (the paper's formula); repair-loss Gini
     #   over buggy samples only
+    # MethodName under study also (clean: after-epoch train F1, loss over the target's steps, the first
+    #   200 stored contexts, a full permutation): train F1 from the training steps' own predictions;
+    #   code2seq's per-sample loss over the first len(prediction) steps; code2vec's 200 contexts as
+    #   preprocess.py chooses them; training order through a 10,000-sample shuffle buffer
     measure: str = "study"
     heldout: str = "dev"  # VarMisuse: the held-out split measured each step: dev (the study) | eval
     # VarMisuse: an "epoch" is a step of this many training samples, then a measurement pass (the
@@ -189,6 +196,14 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     )
 
 
+def study_eval_batch_size(model: str, measure: str) -> int:
+    """`train.eval_batch_size: 0`: code2seq under `measure: study` measures in the study's batches of
+    128 (CI-Memorization `model/code2seq/config.py`: TEST_BATCH_SIZE = BATCH_SIZE = 128; upstream
+    256). `dynamic_decode` runs a batch until its last sequence has ended, so the batch changes what
+    code2seq predicts. Otherwise 256 (code2vec's predictions do not depend on the batch)."""
+    return 128 if model == "code2seq" and measure == "study" else TrainParams.eval_batch_size
+
+
 def from_dict(raw: dict[str, Any]) -> Params:
     raw = dict(raw or {})
     top = {f.name for f in fields(Params)} - {"model_sections"}
@@ -199,6 +214,12 @@ def from_dict(raw: dict[str, Any]) -> Params:
         if key in raw and not isinstance(raw[key], dict | None):
             continue  # _build reports the wrong type
         raw[key] = {**defaults, **(raw.get(key) or {})}
+    train_raw = raw.get("train")
+    if isinstance(train_raw, dict | None) and not (train_raw or {}).get("eval_batch_size"):  # absent or 0
+        train_raw = dict(train_raw or {})
+        train_raw["eval_batch_size"] = study_eval_batch_size(str(raw.get("model", Params.model)),
+                                                             str(train_raw.get("measure", TrainParams.measure)))
+        raw["train"] = train_raw
     sections = {n: raw.pop(n) for n in list(raw) if n in task.model_names()}
     unknown = sorted(set(raw) - top)
     if unknown:

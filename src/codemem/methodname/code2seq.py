@@ -201,8 +201,10 @@ class Code2Seq(nn.Module):
     ) -> torch.Tensor:
         """Per-sample teacher-forced cross-entropy (B,) over the target's sub-tokens and its EOS.
 
-        reduction="mean" (default): mean over those steps (the study's per-sample loss).
+        reduction="mean" (default): mean over those steps.
         reduction="sum": their sum; the original optimises `sum(...) / batch`, i.e. this `.mean()`.
+        reduction="steps": (each step's masked cross-entropy (B, T), each step's argmax (B, T)): the
+        original's `example_loss` and `outputs.sample_id` (model.py, `build_training_graph`).
         """
         mask = context_mask.bool()
         contexts = self.encode(source, path, path_lengths, target_terminal, mask)
@@ -218,13 +220,16 @@ class Code2Seq(nn.Module):
         for t in range(target.shape[1]):
             step_logits, state, attention = self._step(inputs[:, t], state, attention, keys, contexts, mask)
             logits.append(step_logits)
-        crossent = F.cross_entropy(torch.stack(logits, dim=2), target, reduction="none")  # (B, T)
+        stacked = torch.stack(logits, dim=2)  # (B, vocabulary, T)
+        crossent = F.cross_entropy(stacked, target, reduction="none")  # (B, T)
         steps = target_step_mask(target).to(crossent.dtype)
+        if reduction == "steps":
+            return crossent * steps, stacked.detach().argmax(1)
         total = (crossent * steps).sum(1)
         if reduction == "sum":
             return total
         if reduction != "mean":
-            raise ValueError(f"reduction must be 'mean' or 'sum', not {reduction!r}")
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'steps', not {reduction!r}")
         return total / steps.sum(1)
 
     @torch.no_grad()
@@ -307,6 +312,18 @@ def study_scores(step_top: torch.Tensor, prediction_lengths: torch.Tensor) -> to
     k = prediction_lengths.clamp(max=step_top.shape[1])
     first_k = torch.arange(step_top.shape[1], device=step_top.device) < k[:, None]
     return (step_top * first_k).sum(1) / k.clamp(min=1)
+
+
+def study_step_loss(step_losses: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """The study's per-sample training loss (CI-Memorization `model/code2seq/model.py`,
+    `update_correct_predictions`: `mean(example_loss[:len(filtered prediction)])`): k = the number of
+    sub-tokens left in the step's teacher-forced argmax `predicted` (B, T) once <UNK>, <PAD> and </S>
+    are dropped (anywhere in the sequence); the mean of the masked per-step cross-entropies
+    `step_losses` (B, T) over the first k steps (a step past the target's end counts as 0); 0 when
+    k = 0."""
+    k = ((predicted != PAD_ID) & (predicted != UNK_ID)).sum(1)  # </S> is PAD (EOS_ID): no id of its own
+    first_k = torch.arange(step_losses.shape[1], device=step_losses.device) < k[:, None]
+    return (step_losses * first_k).sum(1) / k.clamp(min=1)
 
 
 def predicted_subtokens(ids, targets: list[str]) -> list[str]:

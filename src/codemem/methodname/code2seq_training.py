@@ -83,13 +83,29 @@ class Code2SeqTraining(MethodNameTraining):
         order = keys.argsort(dim=1)[:, : self.max_contexts]
         return ctx.gather(1, order[..., None].expand(-1, -1, 3))
 
-    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ctx = self._sample_contexts(self.inputs["train"][idx])
         target = self.labels["train"][idx].to(self.device)
-        # The original minimises the per-sample SUM of step losses averaged over the batch; the
-        # study's patch logs each sample's loss averaged over its steps.
-        total = self.model(*self._batch(ctx), target, reduction="sum")
-        return total.mean(), total / code2seq.target_step_mask(target).sum(1)
+        # The original minimises the per-sample SUM of step losses averaged over the batch. Each step's
+        # masked cross-entropy and the teacher-forced argmax (`outputs.sample_id`: dropout on, this
+        # step's 200 sampled contexts) give the study's in-step records: its per-sample loss
+        # (`code2seq.study_step_loss`, over the first k steps) and its training prediction. `clean`
+        # logs the loss averaged over the target's own steps (its sub-tokens and the end token).
+        step_losses, predicted = self.model(*self._batch(ctx), target, reduction="steps")
+        total = step_losses.sum(1)
+        if self.study:
+            per_sample = code2seq.study_step_loss(step_losses.detach(), predicted)
+        else:
+            per_sample = total / code2seq.target_step_mask(target).sum(1)
+        return total.mean(), per_sample, predicted
+
+    def prediction_shape(self) -> tuple[int, ...]:
+        return (self.config.max_target_parts + 1,)
+
+    def in_step_names(self, ids: np.ndarray) -> list[str | None]:
+        """Every step's argmax less <UNK>/<PAD>/</S> (`Common.filter_impossible_names`), as the
+        patch's `update_correct_predictions` logs it; None when nothing is left."""
+        return ["|".join(code2seq.predicted_subtokens(row, self.targets)) or None for row in ids.tolist()]
 
     @torch.no_grad()
     def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None,

@@ -21,9 +21,19 @@ class Code2VecTraining(MethodNameTraining):
 
     def __init__(self, samples, noisy_train_labels, max_contexts, device, config: code2vec.Code2VecConfig, **kw):
         super().__init__(samples, noisy_train_labels, max_contexts, device, **kw)
-        train = self.contexts["train"][:, :max_contexts]
-        self.token_map = _id_map(len(self.tables.tokens), train[..., 0], train[..., 2], cap=config.max_token_vocab)
-        self.path_map = _id_map(len(self.tables.paths), train[..., 1], cap=config.max_path_vocab)
+        # The vocabularies: `clean` from the training contexts the model sees (the first max_contexts
+        # stored); `study` from every stored training context, as code2vec's preprocess.sh counts its
+        # histograms over all extracted ones, and then preprocess.py's choice of the contexts seen.
+        stored = self.contexts["train"]
+        counted = stored if self.study else stored[:, :max_contexts]
+        self.token_map = _id_map(len(self.tables.tokens), counted[..., 0], counted[..., 2], cap=config.max_token_vocab)
+        self.path_map = _id_map(len(self.tables.paths), counted[..., 1], cap=config.max_path_vocab)
+        if self.study and stored.shape[1] > max_contexts:
+            train = preprocess_contexts(stored, self.token_map, self.path_map, max_contexts,
+                                        np.random.default_rng([self.seed, 3]))  # fmt: skip
+        else:  # the first max_contexts stored: a uniform sample (the extractor shuffles a method's contexts)
+            train = stored[:, :max_contexts]
+        del counted, stored
         self.names = [OOV] + _vocabulary(Counter(noisy_train_labels), config.max_target_vocab)
         self.name_id = name_id = {n: i for i, n in enumerate(self.names)}
         # A Java-Small-sized training set is 1.7 GB of int32 rows: encoded in place when nobody else holds them.
@@ -69,11 +79,17 @@ class Code2VecTraining(MethodNameTraining):
                 out[start : start + chunk, ..., k] = column
         return torch.from_numpy(out)
 
-    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # Through `self.model(...)`, not `.loss`: under data-parallel training that call is DDP's.
         logits = self.model(self.inputs["train"][idx].to(self.device))
         per_sample = F.cross_entropy(logits, self.labels["train"][idx].to(self.device), reduction="none")
-        return per_sample.mean(), per_sample
+        # The step's own prediction: the raw top-1 of these logits (dropout on, no filter), what the
+        # study's patch logs as `top_words[0]` (CI-Memorization code2vec `tensorflow_model.py`, `train`).
+        return per_sample.mean(), per_sample, logits.detach().argmax(-1)
+
+    def in_step_names(self, ids: np.ndarray) -> list[str | None]:
+        """The raw top-1 names, OOV included (the study's training log does not filter them)."""
+        return [self.names[i] for i in ids.tolist()]
 
     @torch.no_grad()
     def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None,
@@ -118,3 +134,36 @@ class Code2VecTraining(MethodNameTraining):
     @staticmethod
     def f1(true, predicted) -> metrics.F1:
         return metrics.subtoken_f1(true, predicted)
+
+
+def preprocess_contexts(ctx: np.ndarray, token_map: np.ndarray, path_map: np.ndarray, max_contexts: int,
+                        rng: np.random.Generator, chunk: int = 8192) -> np.ndarray:
+    """code2vec's `preprocess.py` (`process_file`) choice of a method's contexts, on extraction-table
+    rows (n, W, 3) whose valid contexts come first (padding -1): a method with at most
+    `max_contexts` contexts keeps them all, in order; one with more keeps the contexts whose three
+    parts are all in the training vocabularies ("full found") first, then those with some part in
+    them ("partial found"), and drops those with none: more than `max_contexts` full ones -> a random
+    sample of them (`random.sample`); else all full ones and a random sample of the partial ones to
+    fill `max_contexts`; else all full and partial ones (the method gets fewer than `max_contexts`).
+    Known = a nonzero id in `token_map` / `path_map` (extraction-table index -> id; 0 = OOV/PAD).
+    Returns (n, max_contexts, 3), padding -1. The sampled ones come in random order (the model does
+    not depend on the order of the contexts)."""
+    n, width, _ = ctx.shape
+    out = np.full((n, max_contexts, 3), -1, dtype=ctx.dtype)
+    for start in range(0, n, chunk):
+        part = ctx[start : start + chunk]
+        valid = part[..., 1] >= 0
+        known = np.stack([token_map[part[..., 0]] != 0, path_map[part[..., 1]] != 0, token_map[part[..., 2]] != 0], -1)
+        # 0 full, 1 partial, 2 none, 3 padding
+        rank = np.where(known.all(-1), 0, np.where(known.any(-1), 1, 2)).astype(np.float64)
+        rank[~valid] = 3
+        over = valid.sum(1) > max_contexts
+        # Over the limit: by rank, randomly within a rank; otherwise in stored order.
+        key = np.where(over[:, None], rank + rng.random(rank.shape), np.arange(width, dtype=np.float64))
+        order = np.argsort(key, axis=1, kind="stable")[:, :max_contexts]
+        chosen = np.take_along_axis(part, order[..., None], axis=1)
+        dropped = over[:, None] & (np.take_along_axis(rank, order, axis=1) >= 2)  # none found: dropped
+        chosen[dropped] = -1
+        out[start : start + len(part)] = chosen
+    return out
+

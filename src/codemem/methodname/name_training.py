@@ -60,8 +60,9 @@ class MethodNameTraining(Training):
 
     def __init__(self, samples: storage.SampleSet, noisy_train_labels: list[str], max_contexts: int, device,
                  batch_size: int = 128, eval_batch_size: int = 256, csr: bool = True, measure: str = "study",
-                 own_samples: bool = False, implementation: str = "fast"):  # fmt: skip
+                 own_samples: bool = False, implementation: str = "fast", seed: int = 0):  # fmt: skip
         self.device = device
+        self.seed = seed  # params.seed: what the data draws outside torch's generator start from
         self.implementation = implementation  # TrainParams.implementation: fast | reference model code
         self.own_samples = own_samples  # the runner may overwrite `samples`' arrays (from_params: nobody else has them)
         self.max_contexts = max_contexts
@@ -70,6 +71,7 @@ class MethodNameTraining(Training):
         self.test_dropped = 0
         self.dropped = 0  # training samples dropped as flagged (drop_train)
         self._in_step_loss = np.zeros(0, dtype=np.float32)
+        self._in_step_pred = np.zeros(0, dtype=np.int32)  # the training step's own prediction (ids), see `loss`
         cs = samples.formats[self.fmt]
         self.contexts = {"train": cs.contexts["train"], "test": cs.contexts["test"][:, :max_contexts]}
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
@@ -101,7 +103,7 @@ class MethodNameTraining(Training):
                      params.extract.max_contexts, device, params.model_config(), batch_size=params.train.batch_size,
                      eval_batch_size=params.train.eval_batch_size, csr=params.train.csr,
                      measure=params.train.measure, own_samples=True,
-                     implementation=params.train.implementation)  # fmt: skip
+                     implementation=params.train.implementation, seed=params.seed)  # fmt: skip
         training.input_files = [layout.samples / "contexts.npz", layout.noisy / "labels.tsv"]
         return training
 
@@ -132,9 +134,18 @@ class MethodNameTraining(Training):
 
     # ---- what a model implements -----------------------------------------------------------------
     @abstractmethod
-    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_losses(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """On training positions `idx`, dropout on: (the loss to minimise, the per-sample losses (B,)
-        as the study's logging patch recorded them)."""
+        as the study's logging patch recorded them, the step's own prediction of each sample as
+        target ids: code2vec (B,) the raw top-1, code2seq (B, steps) the teacher-forced argmax)."""
+
+    @abstractmethod
+    def in_step_names(self, ids: np.ndarray) -> list[str | None]:
+        """The in-step predictions (`train_losses`' third value, one row a sample) as names."""
+
+    def prediction_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's in-step prediction (code2seq: its decoder steps)."""
+        return ()
 
     @abstractmethod
     def measure_split(self, split: str, batch_size: int, rows: np.ndarray | None = None,
@@ -195,36 +206,50 @@ class MethodNameTraining(Training):
         return f"{len(self.train_names)} training / {len(self.true_test_names)} test samples, vocab {self.vocab}"
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
-        self._in_step_loss = np.zeros(len(self.train_names), dtype=np.float32)
-        order = torch.randperm(len(self.train_names))
+        """The epoch's batches of training positions. `clean`: a full permutation. `study`: the order
+        the originals' readers gave, a 10,000-sample shuffle buffer over the training file in its
+        (project-grouped) order, refilled afresh each epoch (`shuffle_buffer_order`)."""
+        n = len(self.train_names)
+        self._in_step_loss = np.zeros(n, dtype=np.float32)
+        self._in_step_pred = np.zeros((n, *self.prediction_shape()), dtype=np.int32)
+        if self.study:
+            order = torch.from_numpy(shuffle_buffer_order(n, SHUFFLE_BUFFER_SIZE, torch.rand(n, dtype=torch.float64)))
+        else:
+            order = torch.randperm(n)
         return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     def loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
-        loss, per_sample = self.train_losses(idx)
-        self._in_step_loss[idx.numpy()] = per_sample.detach().float().cpu().numpy()
+        loss, per_sample, predicted = self.train_losses(idx)
+        rows = idx.numpy()
+        self._in_step_loss[rows] = per_sample.detach().float().cpu().numpy()
+        self._in_step_pred[rows] = predicted.detach().cpu().numpy()
         return loss, len(idx)
 
     def step_state(self) -> dict:
-        return {"in_step_loss": self._in_step_loss.copy()}
+        return {"in_step_loss": self._in_step_loss.copy(), "in_step_pred": self._in_step_pred.copy()}
 
     def load_step_state(self, state: dict) -> None:
         self._in_step_loss = state["in_step_loss"].copy()
+        self._in_step_pred = state["in_step_pred"].copy()
 
     def gather_in_step(self, group) -> None:
         if group.active:  # each rank filled its own positions; the others are 0
             from codemem.distributed import all_gather_objects
 
             self._in_step_loss = np.sum(all_gather_objects(self._in_step_loss, group), axis=0, dtype=np.float32)
+            self._in_step_pred = np.sum(all_gather_objects(self._in_step_pred, group), axis=0, dtype=np.int32)
 
     def measure(self, epoch: int) -> tuple[dict, dict[str, np.ndarray]]:
-        """The epoch's F1, Gini, CSR and scores. Gini: `study` over the per-sample losses of this
-        epoch's training steps (dropout on, the weights moving within the epoch, as the authors'
-        patch logged them); `clean` over a pass after the epoch (dropout off, one model)."""
+        """The epoch's F1, Gini, CSR and scores. Gini and train F1: `study` over the per-sample losses
+        and predictions of this epoch's training steps (dropout on, the weights moving within the
+        epoch, as the authors' patches logged them: CI-Memorization's code2vec
+        `tensorflow_model.py` `train`, code2seq `model.py` `train` / `update_correct_predictions`);
+        `clean` over a pass after the epoch (dropout off, one model)."""
         bs = self.eval_batch_size
         after_epoch_loss, train_score, train_pred, train_margin = self.measure_shared("train", bs, margins=True)
         train_loss = self._in_step_loss if self.study else after_epoch_loss
         _, test_score, test_pred, _ = self.measure_shared("test", bs)
-        train_f1 = self.f1(self.train_names, train_pred)
+        train_f1 = self.f1(self.train_names, self.in_step_names(self._in_step_pred) if self.study else train_pred)
         test_f1 = self.f1(self.true_test_names, test_pred)
         csr = (float("nan"), 0, 0)
         if self.csr and len(self.variant_owner):
@@ -267,6 +292,41 @@ class MethodNameTraining(Training):
 
     def config_dict(self) -> dict:
         return asdict(self.model.config)
+
+
+# Both originals' training readers: code2vec `path_context_reader.py` (`_create_dataset_pipeline`) and
+# code2seq `reader.py` (`compute_output`) shuffle with `SHUFFLE_BUFFER_SIZE = 10000` (config.py).
+SHUFFLE_BUFFER_SIZE = 10_000
+
+
+def shuffle_buffer_order(n: int, buffer_size: int, uniforms) -> np.ndarray:
+    """The order in which `tf.data.Dataset.shuffle(buffer_size)` yields the elements 0..n-1 of its
+    input (one pass, one input slice: tf.data's `ShuffleDatasetOp`): the buffer is filled with the
+    first `buffer_size` elements; each output is an element of the buffer chosen uniformly (offset
+    `floor(u * size)` from the ring's oldest slot, for the next of `uniforms`, n floats in [0, 1)),
+    which swaps places with the oldest, and the oldest slot is refilled with the next input element.
+    TF draws its offsets from Philox (unseeded in the originals); these come from the caller.
+
+    Where the originals repeat: code2seq re-initialises its reader every epoch (`SAVE_EVERY_EPOCHS =
+    1`: no repeat; each epoch a fresh pass, reshuffled), which this is. code2vec's reader repeats
+    *before* shuffling (`repeat(NUM_TRAIN_EPOCHS).shuffle(...)`), so its buffer runs on across epoch
+    boundaries; here each epoch is its own pass (see docs/fidelity.md)."""
+    u = np.asarray(uniforms, dtype=np.float64)
+    if len(u) < n:
+        raise ValueError(f"shuffle_buffer_order needs {n} uniforms, got {len(u)}")
+    cap = min(buffer_size, n)
+    buf, out = list(range(cap)), [0] * n
+    next_in = cap  # the next input element
+    for k, draw in enumerate(u[:n].tolist()):  # output k: the ring's oldest slot is k (mod cap)
+        size = min(cap, n - k)  # elements in the buffer
+        first = k % cap
+        index = (k + int(draw * size)) % cap
+        out[k] = buf[index]
+        buf[index] = buf[first]
+        if next_in < n:  # the freed (oldest) slot takes the next input element
+            buf[first] = next_in
+            next_in += 1
+    return np.asarray(out, dtype=np.int64)
 
 
 def _vocabulary(uses: Counter, max_size: int) -> list[str]:
