@@ -221,6 +221,19 @@ def test_code2vec_study_counts_vocabularies_over_every_stored_training_context()
     assert torch.equal(training(3, "study").inputs["train"], training(3, "clean").inputs["train"])
 
 
+def test_code2vec_study_drops_methods_without_a_code_line_as_its_extractor():
+    noisy = ["get"] * 6 + ["set|value"] * 6
+    samples = synthetic_samples(3)
+    samples.code_line["train"] = np.array([1, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1], dtype=np.int8)
+    samples.code_line["test"] = np.array([1, 1, 0, 1], dtype=np.int8)
+    def training(measure):
+        return Code2VecTraining(samples, noisy, 3, torch.device("cpu"), Code2VecConfig(), measure=measure, csr=False)
+    study, clean = training("study"), training("clean")
+    assert study.train_kept.tolist() == [0, 2, 3, 4, 5, 6, 7, 9, 10, 11]  # code2vec's extractor never wrote 1 and 8
+    assert clean.train_kept.tolist() == list(range(12))
+    assert len(study.true_test_names) == 3 and study.test_dropped == clean.test_dropped + 1
+
+
 # ---- code2seq measures in the study's batches of 128 --------------------------------------------------
 def test_code2seq_study_measures_in_batches_of_128_and_the_batch_is_in_the_fingerprint():
     def load(**train_values):

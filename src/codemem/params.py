@@ -67,17 +67,17 @@ class TrainParams:
     # start itself under torchrun, one process per GPU (or CPU share). 1 = one process.
     processes: int = 1
     csr: bool = True  # critical sample ratio every epoch (MethodName)
-    # What the per-epoch measurements are (each figure and metrics.json say which):
-    # study: as the authors' logging patches: Gini over the per-sample training losses logged inside
-    #   the training steps (dropout on); score = the top-1 of a softmax over the top-10 logits
-    #   (code2vec); VarMisuse repair-loss Gini over all samples (clean ones have loss 0)
-    # clean: Gini over a separate pass after each epoch (dropout off, one model); score = the
-    #   predicted name's probability under the full softmax (the paper's formula); repair-loss Gini
-    #   over buggy samples only
-    # MethodName under study also (clean: after-epoch train F1, loss over the target's steps, the first
-    #   200 stored contexts, a full permutation): train F1 from the training steps' own predictions;
-    #   code2seq's per-sample loss over the first len(prediction) steps; code2vec's 200 contexts as
-    #   preprocess.py chooses them; training order through a 10,000-sample shuffle buffer
+    # What the per-epoch measurements are (each figure and metrics.json say which; docs/fidelity.md):
+    # study: as the authors' logging patches: train F1 (VarMisuse: accuracies) from the training
+    #   steps' own predictions (dropout on); Gini over the per-sample losses logged inside the steps
+    #   (code2seq: over the first len(prediction) steps); score = the top-1 of a softmax over the
+    #   top-10 logits; CSR over the study's renamings, each re-extracted; code2vec without methods
+    #   that have no code line; training order through a 10,000-sample shuffle buffer; VarMisuse
+    #   repair Gini over buggy samples, batches in stream order
+    # clean: measurements from a pass after each epoch (dropout off, one model); score = the
+    #   predicted name's probability under the full softmax (the paper's formula); CSR renamed in
+    #   the sample's own contexts; a full permutation; VarMisuse repair Gini over buggy samples,
+    #   upstream's length-sorted batches
     measure: str = "study"
     heldout: str = "dev"  # VarMisuse: the held-out split measured each step: dev (the study) | eval
     # VarMisuse: an "epoch" is a step of this many training samples, then a measurement pass (the

@@ -41,7 +41,9 @@ class Code2VecTraining(MethodNameTraining):
         encoded_train = self.encode(train, out=train if owned else None)
         # As the original reader: training drops samples without a valid context or with an OOV name.
         known_name = np.fromiter((n in name_id for n in noisy_train_labels), dtype=bool, count=len(noisy_train_labels))
-        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy() & known_name)
+        # Under `study` also without the methods code2vec's extractor never writes: no code line in the
+        # body (JavaExtractor FunctionVisitor, MinCodeLength = 1); code2seq's extractor keeps them.
+        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy() & known_name & self._has_code("train"))
         # Encoded, the raw rows can go once the caller drops the SampleSet (a Java-Small-sized one: 1.7 GB).
         del train
         self.contexts["train"] = None
@@ -53,7 +55,7 @@ class Code2VecTraining(MethodNameTraining):
         }
         # As the original's evaluation reader: a test sample none of whose contexts has a known token
         # or path (PAD and OOV share id 0) is not evaluated.
-        self.keep_test(np.flatnonzero((self.inputs["test"] != 0).any(-1).any(-1).numpy()))
+        self.keep_test(np.flatnonzero((self.inputs["test"] != 0).any(-1).any(-1).numpy() & self._has_code("test")))
         self.train_names = [noisy_train_labels[i] for i in self.train_kept]
         self.labels = {
             "train": torch.tensor([name_id[n] for n in self.train_names]),
@@ -66,6 +68,12 @@ class Code2VecTraining(MethodNameTraining):
         self.scheduler = None
         self.vocab = {"tokens": int(self.token_map.max()) + 1, "paths": int(self.path_map.max()) + 1,
                       "targets": len(self.names)}  # fmt: skip
+
+    def _has_code(self, split: str) -> np.ndarray | bool:
+        """(n,) bool: the split's methods with a code line under `study`; True (all) under `clean` or
+        for samples extracted before the flag was recorded."""
+        flags = self.code_line.get(split)
+        return True if not self.study or flags is None else np.asarray(flags, dtype=bool)
 
     def encode(self, ctx: np.ndarray, chunk: int = 8192, out: np.ndarray | None = None) -> torch.Tensor:
         """Extraction-table rows (n, C, 3) -> vocabulary ids, int32 (n, C, 3), filled chunk by chunk

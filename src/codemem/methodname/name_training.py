@@ -77,6 +77,7 @@ class MethodNameTraining(Training):
         self.true_test_names = [str(samples.labels[i]) for i in samples.split_labels["test"]]
         self.true_train_names = [str(samples.labels[i]) for i in samples.split_labels["train"]]
         self.noisy_train_names = list(noisy_train_labels)
+        self.code_line = samples.code_line  # split -> (n,) int8: has a code line (code2vec's extractor)
         # CSR counts every test sample with a renamable variable. `study`: the study's variants
         # (codemem.methodname.renaming: each renamed method extracted again, a fresh sample of its
         # contexts), every one measured. `clean`: ours (storage.Variants: the variable renamed in
