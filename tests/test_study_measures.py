@@ -226,12 +226,19 @@ def test_code2vec_study_drops_methods_without_a_code_line_as_its_extractor():
     samples = synthetic_samples(3)
     samples.code_line["train"] = np.array([1, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1], dtype=np.int8)
     samples.code_line["test"] = np.array([1, 1, 0, 1], dtype=np.int8)
+    stored = samples.formats["c2v"].contexts["train"]
+    stored[..., [0, 2]] = np.where(stored[..., [0, 2]] == 29, 0, stored[..., [0, 2]])
+    stored[1, 0, 0] = 29  # token 29 only in a method without a code line
     def training(measure):
         return Code2VecTraining(samples, noisy, 3, torch.device("cpu"), Code2VecConfig(), measure=measure, csr=False)
     study, clean = training("study"), training("clean")
     assert study.train_kept.tolist() == [0, 2, 3, 4, 5, 6, 7, 9, 10, 11]  # code2vec's extractor never wrote 1 and 8
     assert clean.train_kept.tolist() == list(range(12))
     assert len(study.true_test_names) == 3 and study.test_dropped == clean.test_dropped + 1
+    # ... nor counts them in its vocabularies (preprocess.sh never saw them)
+    written = stored[samples.code_line["train"] == 1][..., [0, 2]]
+    assert study.vocab["tokens"] == len(np.unique(written[written >= 0])) + 1 == clean.vocab["tokens"] - 1
+    assert study.token_map[29] == 0 and clean.token_map[29] != 0
 
 
 # ---- code2seq measures in the study's batches of 128 --------------------------------------------------

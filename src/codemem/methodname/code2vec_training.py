@@ -24,17 +24,23 @@ class Code2VecTraining(MethodNameTraining):
         # The vocabularies: `clean` from the training contexts the model sees (the first max_contexts
         # stored); `study` from every stored training context, as code2vec's preprocess.sh counts its
         # histograms over all extracted ones, and then preprocess.py's choice of the contexts seen.
+        # Under `study` the methods without a code line are not counted either: code2vec's extractor
+        # never writes them (`_has_code`).
         stored = self.contexts["train"]
         counted = stored if self.study else stored[:, :max_contexts]
-        self.token_map = _id_map(len(self.tables.tokens), counted[..., 0], counted[..., 2], cap=config.max_token_vocab)
-        self.path_map = _id_map(len(self.tables.paths), counted[..., 1], cap=config.max_path_vocab)
+        written = self._has_code("train")
+        rows = written if isinstance(written, np.ndarray) else None
+        self.token_map = _id_map(len(self.tables.tokens), counted[..., 0], counted[..., 2], cap=config.max_token_vocab,
+                                 rows=rows)  # fmt: skip
+        self.path_map = _id_map(len(self.tables.paths), counted[..., 1], cap=config.max_path_vocab, rows=rows)
         if self.study and stored.shape[1] > max_contexts:
             train = preprocess_contexts(stored, self.token_map, self.path_map, max_contexts,
                                         np.random.default_rng([self.seed, 3]))  # fmt: skip
         else:  # the first max_contexts stored: a uniform sample (the extractor shuffles a method's contexts)
             train = stored[:, :max_contexts]
         del counted, stored
-        self.names = [OOV] + _vocabulary(Counter(noisy_train_labels), config.max_target_vocab)
+        labels = noisy_train_labels if rows is None else [n for n, w in zip(noisy_train_labels, rows) if w]
+        self.names = [OOV] + _vocabulary(Counter(labels), config.max_target_vocab)
         self.name_id = name_id = {n: i for i, n in enumerate(self.names)}
         # A Java-Small-sized training set is 1.7 GB of int32 rows: encoded in place when nobody else holds them.
         owned = self.own_samples and train.flags.c_contiguous and train.flags.writeable and train.dtype == np.int32
@@ -43,7 +49,7 @@ class Code2VecTraining(MethodNameTraining):
         known_name = np.fromiter((n in name_id for n in noisy_train_labels), dtype=bool, count=len(noisy_train_labels))
         # Under `study` also without the methods code2vec's extractor never writes: no code line in the
         # body (JavaExtractor FunctionVisitor, MinCodeLength = 1); code2seq's extractor keeps them.
-        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy() & known_name & self._has_code("train"))
+        self.train_kept = np.flatnonzero(encoded_train.any(-1).any(-1).numpy() & known_name & written)
         # Encoded, the raw rows can go once the caller drops the SampleSet (a Java-Small-sized one: 1.7 GB).
         del train
         self.contexts["train"] = None

@@ -27,15 +27,17 @@ from codemem.storage import Layout
 from codemem.task import Training
 
 
-def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1, cap: int | None = None) -> np.ndarray:
+def _id_map(table_size: int, *used: np.ndarray, first_id: int = 1, cap: int | None = None,
+            rows: np.ndarray | None = None) -> np.ndarray:
     """Extraction-table index -> training vocabulary id (first_id.., in table order) of the entries
-    in the `used` arrays, at most `cap` of them: the most frequent there (ties: the earlier table
-    entry); the extra last slot maps padding (-1) to 0; other entries map to 0 too (PAD/OOV). int32,
-    and no copy of the (possibly multi-GB) `used` arrays."""
+    in the `used` arrays (only their `rows`, a bool mask, when given), at most `cap` of them: the most
+    frequent there (ties: the earlier table entry); the extra last slot maps padding (-1) to 0; other
+    entries map to 0 too (PAD/OOV). int32, and no copy of the (possibly multi-GB) `used` arrays."""
     counts = np.zeros(table_size + 1, dtype=np.int64)
     for part in used:
         for start in range(0, len(part), 8192):  # chunks: temporaries stay small
-            entries, n = np.unique(part[start : start + 8192], return_counts=True)
+            chunk = part[start : start + 8192]
+            entries, n = np.unique(chunk if rows is None else chunk[rows[start : start + 8192]], return_counts=True)
             counts[entries] += n
     counts[table_size] = 0  # padding (-1) landed on the extra last slot
     present = counts > 0

@@ -281,7 +281,10 @@ class VarMisuseTraining(Training):
         (`dyn_repair_margin`), of which a sample labelled clean has none: logged as 0 there (a NaN
         would make equal runs' logs compare unequal under np.array_equal), to be read with
         `train_has_bug`."""
-        repair_margin = np.where(tr["has_bug"].astype(bool), tr["repair_margin"], 0.0)
+        # A buggy sample whose repair candidates are all targets or none has an infinite margin, and one
+        # without any candidate among its valid tokens (-inf - -inf) a NaN: 0 too.
+        repair_margin = np.nan_to_num(np.where(tr["has_bug"].astype(bool), tr["repair_margin"], 0.0), nan=0.0,
+                                      posinf=np.inf, neginf=-np.inf)  # fmt: skip
         return {
             "dyn_loss": tr["loc_loss"].astype(np.float32), "dyn_margin": tr["loc_margin"].astype(np.float32),
             "dyn_prob": tr["loc_given_prob"].astype(np.float32), "dyn_correct": tr["loc_correct"].astype(np.int8),
