@@ -229,18 +229,25 @@ def cannot_fit_noise(frame: pd.DataFrame, train_ceiling: float = 0.5,
     return _decide(checks, figures)
 
 
+def _monotone_claim(frame: pd.DataFrame, column: str, name: str, label: str, falling: bool,
+                    tolerance: float) -> Outcome:
+    """The mean final `column` monotone in noise (within `tolerance`) with a net change from noise 0
+    to 100 %; not enough runs without both ends."""
+    means = level_means(frame, column)
+    figures = _figures(frame, column)
+    missing = _endpoints((name, means))
+    if missing:
+        return Outcome(NOT_ENOUGH, figures=figures, missing=missing)
+    return _decide([monotone(means, label, falling=falling, tolerance=tolerance)], figures)
+
+
 def csr_rises(frame: pd.DataFrame, tolerance: float = MONOTONE_TOLERANCE) -> Outcome:
     """Claim: "CSR rises with noise" (the critical sample ratio: the share of test samples whose
     prediction a semantics-preserving variable renaming changes).
 
     Rule: the mean final CSR is monotone non-decreasing in noise (within `tolerance`, 0.01) with a
     net rise from noise 0 to 100 %. Needs noise 0 and 100 %."""
-    csr = level_means(frame, "csr")
-    figures = _figures(frame, "csr")
-    missing = _endpoints(("CSR", csr))
-    if missing:
-        return Outcome(NOT_ENOUGH, figures=figures, missing=missing)
-    return _decide([monotone(csr, "CSR", falling=False, tolerance=tolerance)], figures)
+    return _monotone_claim(frame, "csr", "CSR", "CSR", falling=False, tolerance=tolerance)
 
 
 def gini_falls(frame: pd.DataFrame, column: str = "gini", tolerance: float = MONOTONE_TOLERANCE) -> Outcome:
@@ -249,12 +256,7 @@ def gini_falls(frame: pd.DataFrame, column: str = "gini", tolerance: float = MON
 
     Rule: the mean final Gini (`column`) is monotone non-increasing in noise (within `tolerance`,
     0.01) with a net fall from noise 0 to 100 %. Needs noise 0 and 100 %."""
-    gini = level_means(frame, column)
-    figures = _figures(frame, column)
-    missing = _endpoints(("Gini", gini))
-    if missing:
-        return Outcome(NOT_ENOUGH, figures=figures, missing=missing)
-    return _decide([monotone(gini, "Gini", falling=True, tolerance=tolerance)], figures)
+    return _monotone_claim(frame, column, "Gini", "Gini", falling=True, tolerance=tolerance)
 
 
 def scores_fall(frame: pd.DataFrame, tolerance: float = MONOTONE_TOLERANCE) -> Outcome:
@@ -264,12 +266,7 @@ def scores_fall(frame: pd.DataFrame, tolerance: float = MONOTONE_TOLERANCE) -> O
     Rule: the mean predicted score of the test samples (`test_score`, the mean of scores.csv) is
     monotone non-increasing in noise (within `tolerance`, 0.01) with a net fall from noise 0 to
     100 %. Needs noise 0 and 100 %."""
-    score = level_means(frame, "test_score")
-    figures = _figures(frame, "test_score")
-    missing = _endpoints(("test score", score))
-    if missing:
-        return Outcome(NOT_ENOUGH, figures=figures, missing=missing)
-    return _decide([monotone(score, "mean test score", falling=True, tolerance=tolerance)], figures)
+    return _monotone_claim(frame, "test_score", "test score", "mean test score", falling=True, tolerance=tolerance)
 
 
 def localization_collapses(frame: pd.DataFrame, learned: float = 0.10, collapsed: float = 0.05,
