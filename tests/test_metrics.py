@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from codemem.metrics import OOV, critical_sample_ratio, first_possible_name, gini, subtoken_f1
+from codemem.metrics import OOV, changed_variant_ratio, critical_sample_ratio, first_possible_name, gini, subtoken_f1
 
 
 def gini_by_definition(values):
@@ -78,6 +78,22 @@ def test_critical_sample_ratio_with_a_controlled_model():
     assert (critical, transformable) == (1, 3)
     assert csr == pytest.approx(1 / 3)
     assert critical_sample_ratio(["a"], [], [], 1) == (0.0, 0, 0)
+    # Over variants (the study's count): x->var1 changes sample 0's, y->var1 does not; a, b, c
+    # change nothing: 1 of 5 variants against 1 of 3 samples.
+    assert changed_variant_ratio(original, variants, owner) == (pytest.approx(1 / 5), 1, 5)
+    assert changed_variant_ratio(["a"], [], []) == (0.0, 0, 0)
+
+
+def test_changed_variant_ratio_weighs_samples_by_their_variants():
+    # Sample 0 has four variants, all changed; sample 1 one, unchanged: 4/5 over variants, 1/2 over
+    # samples. With one variant a sample the two agree.
+    original, variants, owner = ["p", "q"], ["z", "z", "z", "z", "q"], [0, 0, 0, 0, 1]
+    assert changed_variant_ratio(original, variants, owner)[0] == pytest.approx(0.8)
+    assert critical_sample_ratio(original, variants, owner, 2)[0] == pytest.approx(0.5)
+    assert changed_variant_ratio(["p", "q"], ["z", "q"], [0, 1])[0] == critical_sample_ratio(
+        ["p", "q"], ["z", "q"], [0, 1], 2)[0]
+    with pytest.raises(ValueError):
+        changed_variant_ratio(["p"], ["z"], [])
 
 
 def test_subtoken_f1_code2seq_variant():

@@ -210,6 +210,7 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     clean.batches(0)
     row, _ = clean.measure(0)
     assert row["csr_transformable"] == len(set(clean.variant_owner.tolist()))
+    assert row["csr"] == row["csr_samples"] and row["csr_variant_count"] == len(clean.variant_owner)
     assert clean.variant_owner.max() < n_test - 1 and (clean.inputs["test"] != 0).any(-1).any(-1).all()
     # `study` CSR: the study's variants, re-extracted (tests/test_study_csr.py), every one measured.
     renamed = samples.formats["c2v"].renamings["test"]
@@ -218,6 +219,9 @@ def test_code2vec_evaluates_as_the_original_and_scores_as_the_study(workdir, tin
     study.batches(0)
     row, _ = study.measure(0)
     assert row["csr_transformable"] == len(set(study.variant_owner.tolist())) > 0
+    # `study` counts the study's way, over variants; `clean` over samples; both are logged.
+    assert row["csr_variant_count"] == len(study.variant_owner) and row["csr"] == row["csr_variants"]
+    assert row["csr_changed"] == round(row["csr_variants"] * len(study.variant_owner))
 
     _, scores, names = study.measure_split("test", batch_size=7)
     _, full_scores, full_names = clean.measure_split("test", batch_size=7)

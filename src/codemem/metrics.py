@@ -114,6 +114,22 @@ def critical_sample_ratio(
     return (n_critical / n_transformable if n_transformable else 0.0), n_critical, n_transformable
 
 
+def changed_variant_ratio(original: Sequence, variants: Sequence, owner: Sequence[int]) -> tuple[float, int, int]:
+    """The study's CSR as its published figures count it: the share of transformed programs (here:
+    renaming variants) whose top-1 prediction differs from their original's.
+
+    CI-Memorization's `csr_all` CSVs for Java-Top10 (code2vec and code2seq, every epoch and noise
+    level) are all multiples of 1/30,915, while Java-Top10's test split has 7,100 methods: the
+    denominator counts variants (~4.4 a method), not samples. Where every sample has one variant
+    this equals `critical_sample_ratio`; otherwise samples with many variables weigh more.
+    Returns (ratio, changed, variants); ratio is 0 without variants.
+    """
+    if len(variants) != len(owner):
+        raise ValueError("variants and owner differ in length")
+    changed = sum(1 for prediction, i in zip(variants, owner) if prediction != original[i])
+    return (changed / len(variants) if len(variants) else 0.0), changed, len(variants)
+
+
 # code2seq's Common.filter_impossible_names (common.py): the only sub-tokens its evaluation drops.
 CODE2SEQ_FILTERED = ("<UNK>", "<PAD>", "</S>")
 

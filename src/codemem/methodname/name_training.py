@@ -254,18 +254,23 @@ class MethodNameTraining(Training):
         _, test_score, test_pred, _ = self.measure_shared("test", bs)
         train_f1 = self.f1(self.train_names, self.in_step_names(self._in_step_pred) if self.study else train_pred)
         test_f1 = self.f1(self.true_test_names, test_pred)
-        csr = (float("nan"), 0, 0)
+        csr, changed = (float("nan"), 0, 0), (float("nan"), 0, 0)
         if self.csr and len(self.variant_owner):
             variant_pred = [test_pred[i] for i in self.variant_owner]  # unmeasured: unchanged contexts
             _, _, measured, _ = self.measure_shared("variants", bs)
             for i, prediction in zip(np.flatnonzero(self.variant_measured).tolist(), measured):
                 variant_pred[i] = prediction
             csr = metrics.critical_sample_ratio(test_pred, variant_pred, self.variant_owner, len(test_pred))
+            changed = metrics.changed_variant_ratio(test_pred, variant_pred, self.variant_owner)
         row = {
             "train_f1": train_f1.f1, "train_precision": train_f1.precision, "train_recall": train_f1.recall,
             "test_f1": test_f1.f1, "test_precision": test_f1.precision, "test_recall": test_f1.recall,
             "gini": metrics.gini(train_loss),
-            "csr": csr[0], "csr_critical": csr[1], "csr_transformable": csr[2],
+            # `csr`: study, over variants as the study's CSVs count it; clean, over samples (any
+            # variant changes the prediction), the definition of Arpit et al.; both are logged.
+            "csr": changed[0] if self.study else csr[0], "csr_samples": csr[0], "csr_critical": csr[1],
+            "csr_transformable": csr[2], "csr_variants": changed[0], "csr_changed": changed[1],
+            "csr_variant_count": changed[2],
             "test_score": float(test_score.mean()) if len(test_score) else 0.0,
             "train_score": float(train_score.mean()) if len(train_score) else 0.0,
         }  # fmt: skip

@@ -28,7 +28,8 @@ class MethodName(Task):
     name = "methodname"
     epoch_columns = (
         "epoch", "train_loss", "train_f1", "train_precision", "train_recall", "test_f1", "test_precision",
-        "test_recall", "gini", "csr", "csr_critical", "csr_transformable", "test_score", "train_score",
+        "test_recall", "gini", "csr", "csr_samples", "csr_critical", "csr_transformable", "csr_variants",
+        "csr_changed", "csr_variant_count", "test_score", "train_score",
         "train_seconds", "seconds",
     )  # fmt: skip
     score_labels = {"study": "score (top-10 softmax)", "clean": "score (full softmax)"}  # noqa: RUF012
@@ -69,7 +70,9 @@ class MethodName(Task):
         return out | {
             "epochs": int(last["epoch"]), "noise": params.noise, "dataset": params.dataset, "model": params.model,
             "seed": params.seed, "train_samples": counts["train_samples"], "test_samples": counts["test_samples"],
-            "csr_transformable": int(last["csr_transformable"]), "parameters": counts["parameters"],
+            "csr_transformable": int(last["csr_transformable"]), "csr_variant_count": int(last["csr_variant_count"]),
+            "csr_samples": round(float(last["csr_samples"]), 6), "csr_variants": round(float(last["csr_variants"]), 6),
+            "parameters": counts["parameters"],
             "profile": params.profile, "measure": params.train.measure,
         }  # fmt: skip
 
