@@ -5,7 +5,14 @@ import itertools
 import numpy as np
 import pytest
 
-from codemem.metrics import OOV, changed_variant_ratio, critical_sample_ratio, first_possible_name, gini, subtoken_f1
+from codemem.metrics import (
+    OOV,
+    changed_variant_ratio,
+    critical_sample_ratio,
+    first_possible_name,
+    gini,
+    subtoken_f1,
+)
 
 
 def gini_by_definition(values):
