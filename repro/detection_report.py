@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from codemem import detection
 
 RUNS, REPORT = ROOT / "build" / "detection-runs", ROOT / "plots" / "detection"
+SWEEP_RUNS = ROOT / "plots" / "runs"  # the noise sweep's kept runs (repro/sweep.py, codemem report)
 
 
 def stage(cwd: Path, *args: str) -> None:
@@ -120,10 +121,30 @@ def more(model: str, noise: float, seed: int, signal: str | None, cleanlab: int)
     print(json.dumps({k: v for k, v in result.items() if k != "detection"}), flush=True)
 
 
-def collect() -> pd.DataFrame:
+def sweep_runs(kept: Path = SWEEP_RUNS) -> list[dict]:
+    """The noisy runs of the noise sweep's kept runs (plots/runs/<run>/run.json, `python -m codemem
+    report`): each holds its run's `detection`, the same signals one training gives, but no retrain."""
+    out = []
+    for path in sorted(kept.glob("*/run.json")):
+        run = json.loads(path.read_text())
+        found = run.get("metrics", {}).get("detection", {})
+        if run.get("noise", 0) > 0 and found.get("flipped"):
+            signals = {k: v for k, v in found.items() if isinstance(v, dict)}
+            out.append({k: run[k] for k in ("model", "noise", "seed")} | {"detection": signals, "source": path.parent.name})
+    return out
+
+
+def collect(kept: Path = SWEEP_RUNS) -> pd.DataFrame:
     runs = [json.loads(p.read_text()) for p in sorted((REPORT / "runs").glob("*.json"))]
     clean = {(r["model"], r["seed"]): r["clean_test_f1"] for r in runs if r["noise"] == 0}
+    # The sweep's runs add seeds and models the detection runs lack; where both exist, the
+    # detection run (the flagging pass of its retrain) is the one shown.
+    have = {(r["model"], r["noise"], r["seed"]) for r in runs}
+    extra = [r for r in sweep_runs(kept) if (r["model"], r["noise"], r["seed"]) not in have]
     rows = []
+    for r in extra:
+        base = {k: r[k] for k in ("model", "noise", "seed")}
+        rows += [base | {"signal": signal, **values} for signal, values in r["detection"].items()]
     for r in (r for r in runs if r["noise"] > 0):
         base = {k: r[k] for k in ("model", "noise", "seed")}
         for signal, values in r["detection"].items():
@@ -152,11 +173,15 @@ def write_report(table: pd.DataFrame) -> None:
     table.to_csv(REPORT / "detection.csv", index=False)
     scored = table[table["auroc"].notna()] if "auroc" in table else table.iloc[0:0]
     mean = scored.groupby(["model", "noise", "signal"], sort=False)[["auroc", "auprc", "precision_at_k"]].mean()
+    mean = mean.sort_index(level=[0, 1], sort_remaining=False)  # by model and noise, signals as listed
     retrain = table[table["signal"].str.startswith("retrain")] if len(table) else table
     lines = ["# Which training labels are wrong? (made by repro/detection_report.py)", "",
              "Each signal's ranking of the training samples against the labels the corrupt stage flipped,",
-             "mean over the seeds run (codemem.detection; cleanlab: K-fold out-of-sample probabilities).", "",
-             mean.round(3).to_markdown(), "", "Clean and retrain (test F1; gap recovered = (retrained - noisy) /",
+             "mean over the seeds run (codemem.detection; cleanlab: K-fold out-of-sample probabilities),",
+             "from the detection runs (plots/detection/runs/) and the noise sweep's kept runs (plots/runs/).", "",
+             mean.round(3).to_markdown(), "", "Seeds behind each mean:", "",
+             scored.groupby(["model", "noise"])["seed"].unique().map(lambda s: ", ".join(map(str, sorted(s))))
+             .to_frame("seeds").to_markdown(), "", "Clean and retrain (test F1; gap recovered = (retrained - noisy) /",
              "(clean - noisy)):", "",
              retrain.drop(columns=[c for c in ("auroc", "auprc", "precision_at_k") if c in retrain]).round(3)
              .to_markdown(index=False) if len(retrain) else "(none)", ""]  # fmt: skip
