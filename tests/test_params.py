@@ -37,13 +37,17 @@ def test_bad_values_say_what_and_where(raw, message):
         from_dict(raw)
 
 
-def test_clean_and_retrain_is_methodnames_and_names_a_detection_signal():
+def test_clean_and_retrain_names_a_detection_signal_the_model_logs():
     from codemem.params import ParamsError, from_dict
 
     assert from_dict({"noise": 0.5, "train": {"drop_flagged": "aum", "drop_share": 0.3}}).train.drop_share == 0.3
     with pytest.raises(ParamsError, match="drop_flagged must be one of"):
         from_dict({"train": {"drop_flagged": "cleanlab"}})
-    with pytest.raises(ParamsError, match="does nothing for model great"):
-        from_dict({"dataset": "stdlib-great", "model": "great", "train": {"drop_flagged": "loss"}})
+    # VarMisuse retrains too (tests/test_varmisuse_retrain.py), but without the in-step signal.
+    assert from_dict({"dataset": "stdlib-great", "model": "great", "train": {"drop_flagged": "loss"}})
+    with pytest.raises(ParamsError, match="in_step_loss is not offered for model great"):
+        from_dict({"dataset": "stdlib-great", "model": "great", "train": {"drop_flagged": "in_step_loss"}})
+    with pytest.raises(ParamsError, match="aum is not offered for model code2seq"):
+        from_dict({"model": "code2seq", "train": {"drop_flagged": "aum"}})
     with pytest.raises(ParamsError, match="train.drop_share"):
         from_dict({"train": {"drop_share": 0.2}})  # without a signal there is nothing to drop

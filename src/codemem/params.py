@@ -92,11 +92,13 @@ class TrainParams:
     # differ, so the numbers agree within rounding only with dropout off (tests/test_reference_models.py).
     implementation: str = "fast"
     # Clean and retrain (codemem.detection): none, or a detection signal (loss, in_step_loss, aum,
-    # forgetting, low_confidence). Then train first runs the same noisy training without dropping
-    # (its own checkpoint, build/checkpoints/flagging/), drops the training samples that signal
-    # ranks most suspicious and trains again on the rest: the outputs are the retrained run's.
+    # forgetting, low_confidence; not in_step_loss for VarMisuse, nor aum for code2seq). Then train
+    # first runs the same noisy training without dropping (its own checkpoint,
+    # build/checkpoints/flagging/), drops the training samples that signal ranks most suspicious and
+    # trains again on the rest: the outputs are the retrained run's. VarMisuse ranks (and so drops
+    # from) only the `measure_samples` training samples it measures; the others all stay.
     drop_flagged: str = "none"
-    drop_share: float = 0.0  # share of the training samples dropped; 0 = the noise share `noise`
+    drop_share: float = 0.0  # share of the (VarMisuse: measured) training samples dropped; 0 = the noise share
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,10 @@ def validate(p: Params) -> None:
             raise ParamsError(f"params.yaml: {message}")
     p.model_config()  # a bad model section fails here, before any stage starts
     refuse_inert(p)
+    for signal, lacking, why in UNAVAILABLE_SIGNALS:
+        if p.train.drop_flagged == signal and lacking(p):
+            raise ParamsError(f"params.yaml: train.drop_flagged = {signal} is not offered for model {p.model} "
+                              f"({why})")
 
 
 def _varmisuse(p: Params) -> bool:
@@ -301,6 +307,17 @@ def _methodname(p: Params) -> bool:
 
 DROP_SIGNALS = ("none", "loss", "in_step_loss", "aum", "forgetting", "low_confidence")
 
+# Signals a model's run does not log the input of: (signal, for which runs, why). Refused here, not
+# after the flagging pass has trained for hours (docs/detection.md).
+UNAVAILABLE_SIGNALS = [
+    ("in_step_loss", _varmisuse,
+     ("a VarMisuse step trains on a slice of an endless stream, so each measured sample's in-step losses "
+      "come from other steps, and other numbers of them, than the next one's: their mean would rank samples "
+      "by when the stream drew them (docs/detection.md); use loss, the same loss measured after every step")),
+    ("aum", lambda p: p.model == "code2seq",
+     "code2seq predicts names as sequences and logs no label margin; use loss or low_confidence"),
+]  # fmt: skip
+
 # Settings that do nothing for some tasks or datasets: (setting, where it does nothing, what to do instead).
 INERT = [
     ("train.batch_size", _varmisuse, "VarMisuse batches by tokens: set <model>.max_batch_tokens"),
@@ -308,7 +325,6 @@ INERT = [
     ("train.samples_per_step", _methodname, "MethodName trains in epochs over the whole training split"),
     ("train.measure_samples", _methodname, "MethodName measures every training and test sample"),
     ("train.heldout", _methodname, "MethodName measures its test split"),
-    ("train.drop_flagged", _varmisuse, "dropping flagged samples and retraining is MethodName's only"),
     ("train.drop_share", lambda p: p.train.drop_flagged == "none", "it is the share train.drop_flagged drops"),
     ("train.implementation", _varmisuse, "only code2vec and code2seq have a reference and a fast implementation"),
     *[(f"extract.{k}", _varmisuse, "it shapes MethodName's path-contexts only")

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from codemem import distributed, storage, task
-from codemem.errors import DeviceError, Interrupted
+from codemem.errors import DeviceError, InputError, Interrupted
 from codemem.params import Params
 from codemem.progress import log, progress_bar
 from codemem.storage import PROJECT, Layout, sha256_file
@@ -233,7 +233,10 @@ def flag(params: Params, layout: Layout, device: torch.device, group: distribute
          stop: StopSignal) -> dict:
     """train.drop_flagged: the same noisy training without dropping, then the training samples its
     signal (codemem.detection) ranks most suspicious: `drop_share` of them (0: the noise share).
-    Returns their positions and, for metrics.json, how many and how many of them were flipped."""
+    Only samples with logged dynamics can be ranked: MethodName measures every training sample,
+    VarMisuse the `train.measure_samples` of them it measures after each step, so there the share is
+    of those (`ranked` in the counts). Returns their positions in the per-sample logs and, for
+    metrics.json, how many were ranked and dropped and how many of them were flipped."""
     from codemem import detection
 
     plain = dataclasses.replace(params, train=dataclasses.replace(params.train, drop_flagged="none", drop_share=0.0))
@@ -244,14 +247,19 @@ def flag(params: Params, layout: Layout, device: torch.device, group: distribute
     with np.load(flagging.logs / "per_sample.npz") as z:
         dynamics = {k: z[k] for k in (*detection.DYNAMICS, "in_step_loss") if k in z}
         flipped = z["flipped"].astype(bool)
-    scores = detection.signals(dynamics)[params.train.drop_flagged]
+    found = detection.signals(dynamics)
+    if params.train.drop_flagged not in found:  # params.validate refuses what a model cannot give; a guard
+        raise InputError(f"{flagging.logs / 'per_sample.npz'} holds no input for train.drop_flagged = "
+                         f"{params.train.drop_flagged!r}; the run logged the signals {', '.join(found)}")  # fmt: skip
+    scores = found[params.train.drop_flagged]
     share = params.train.drop_share or params.noise
     drop = np.argsort(-scores, kind="stable")[: round(share * len(scores))]
     caught = int(flipped[drop].sum())
-    log(f"train: dropping {len(drop)} of {len(scores)} training samples flagged by {params.train.drop_flagged} "
-        f"({caught} of them flipped), then training again")  # fmt: skip
-    return {"positions": np.sort(drop), "counts": {"drop_signal": params.train.drop_flagged, "dropped": len(drop),
-                                                   "dropped_flipped": caught, "flipped_before": int(flipped.sum())}}
+    log(f"train: dropping {len(drop)} of the {len(scores)} measured training samples flagged by "
+        f"{params.train.drop_flagged} ({caught} of them flipped), then training again")  # fmt: skip
+    counts = {"drop_signal": params.train.drop_flagged, "ranked": len(scores), "dropped": len(drop),
+              "dropped_flipped": caught, "flipped_before": int(flipped.sum())}  # fmt: skip
+    return {"positions": np.sort(drop), "counts": counts}
 
 
 def launch(params: Params, layout: Layout) -> list[dict]:

@@ -13,7 +13,8 @@ losses (their Gini coefficients: location over all samples, repair over buggy on
 scores (the probability of the predicted location, the pointer mass on the repair targets); and, for
 mislabel detection (codemem.detection), each measured training sample's location loss, margin,
 probability of and correctness on its given location, and whether the corrupt stage flipped its label
-(`flipped`, from build/noisy/flips.tsv).
+(`flipped`, from build/noisy/flips.tsv). Clean and retrain (`train.drop_flagged`, codemem.train `flag`)
+can flag only those measured samples; `drop_train` leaves the flagged ones out of the stream.
 
 `train.measure: study` measures the training side as the authors' patch logged it, from inside the
 step's own forward passes (dropout on, the weights moving): the train accuracies over every sample
@@ -150,6 +151,10 @@ class VarMisuseTraining(Training):
     pass over fixed seeded subsets of the (noisy) training and the held-out eval samples."""
 
     unit = "step"
+    # The training samples (rows of `train`) the stream draws from; None: all of them. Clean and
+    # retrain (`drop_train`) leaves the flagged ones out.
+    train_kept: np.ndarray | None = None
+    dropped = 0  # training samples dropped as flagged (drop_train)
 
     def __init__(self, params: Params, layout: Layout, device):
         self.config = config = params.model_config()
@@ -178,8 +183,9 @@ class VarMisuseTraining(Training):
         self.flipped_lines = read_flips(storage.require(layout.noisy / "flips.tsv", "corrupt"))
 
     def describe(self) -> str:
+        flagged = f", {self.dropped} dropped as flagged" if self.dropped else ""
         return (f"{len(self.train)} training / {len(self.test)} eval samples ({self.train.skipped_too_long} / "
-                f"{self.test.skipped_too_long} over {self.config.max_length} tokens skipped), steps of "
+                f"{self.test.skipped_too_long} over {self.config.max_length} tokens skipped{flagged}), steps of "
                 f"{self.samples_per_epoch} samples")  # fmt: skip
 
     def batches(self, epoch: int) -> list[np.ndarray]:
@@ -187,7 +193,10 @@ class VarMisuseTraining(Training):
         study's loader cut them (`stream_batches`); `clean` as upstream's, similar lengths together
         around random pivots (`token_budget_batches`)."""
         self._in_step = {key: [] for key in IN_STEP}
-        chosen = step_samples(len(self.train), self.samples_per_epoch, epoch, self.seed)
+        if self.train_kept is None:
+            chosen = step_samples(len(self.train), self.samples_per_epoch, epoch, self.seed)
+        else:  # the same endless stream of seeded permutations, of the kept samples only
+            chosen = self.train_kept[step_samples(len(self.train_kept), self.samples_per_epoch, epoch, self.seed)]
         lengths, budget = self.train.lengths[chosen], self.config.max_batch_tokens
         if self.study:
             positions = stream_batches(lengths, budget)
@@ -196,6 +205,18 @@ class VarMisuseTraining(Training):
         batches = [chosen[p] for p in positions]
         self._batch_sizes = [len(b) for b in batches]
         return batches
+
+    def drop_train(self, positions: np.ndarray) -> None:
+        """Clean and retrain (train.drop_flagged): train without the measured training samples at
+        `positions`, positions into the per-sample logs, i.e. into `train_measured`: only the measured
+        samples have dynamics, so only they can be flagged; the rest of the training set stays. The
+        step's stream becomes the seeded permutations of the kept samples (each step still of
+        `samples_per_step` samples) and the dropped ones leave the measured subset too, as MethodName
+        measures its training set without them."""
+        rows = self.train_measured[positions]
+        self.train_kept = np.setdiff1d(np.arange(len(self.train)), rows)
+        self.train_measured = np.setdiff1d(self.train_measured, rows)  # sorted, as `subset` draws it
+        self.dropped = len(rows)
 
     def step_state(self) -> dict:
         return {key: list(pieces) for key, pieces in self._in_step.items()}
@@ -314,8 +335,10 @@ class VarMisuseTraining(Training):
         arrays = {"train_line": train.line[tm], "test_line": test.line[em], "train_has_bug": train.has_bug[tm],
                   "test_has_bug": test.has_bug[em],
                   "flipped": np.isin(train.line[tm], self.flipped_lines).astype(np.int8)}  # fmt: skip
+        trained = len(train) if self.train_kept is None else len(self.train_kept)
         counts = {
-            "train_samples": len(train), "test_samples": len(test), "train_measured": len(tm),
+            "train_samples": trained, "train_dropped_flagged": self.dropped, "test_samples": len(test),
+            "train_measured": len(tm),
             "test_measured": len(em), "train_skipped_too_long": train.skipped_too_long,
             "test_skipped_too_long": test.skipped_too_long, "samples_per_step": self.samples_per_epoch,
             "steps": self.steps, "vocab": self.vocab.size, "heldout": self.heldout,
