@@ -33,10 +33,15 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from codemem import detection
+from codemem import detection, task
+
+# What the retrain is judged by: (metrics.json key, epochs.csv column, in words) per task.
+HEADLINE = {"methodname": ("test_f1", "test_f1", "test F1"),
+            "varmisuse": ("loc_acc", "test_loc_acc", "localization accuracy")}  # fmt: skip
 
 RUNS, REPORT = ROOT / "build" / "detection-runs", ROOT / "plots" / "detection"
-SWEEP_RUNS = ROOT / "plots" / "runs"  # the noise sweep's kept runs (repro/sweep.py, codemem report)
+# the noise sweeps' kept runs (repro/sweep.py, codemem report [--plots plots/varmisuse])
+SWEEP_RUNS = (ROOT / "plots" / "runs", ROOT / "plots" / "varmisuse" / "runs")
 
 
 def stage(cwd: Path, *args: str) -> None:
@@ -46,9 +51,25 @@ def stage(cwd: Path, *args: str) -> None:
         sys.exit(f"{cwd.name}: codemem {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
+def task_of(model: str) -> str:
+    return "varmisuse" if model in task.model_names("varmisuse") else "methodname"
+
+
+def dataset_for(model: str) -> str:
+    """params.yaml's dataset where it is the model's task's, else that task's embedded corpus."""
+    dataset = YAML(typ="safe").load((ROOT / "params.yaml").read_text())["dataset"]
+    mine = task_of(model)
+    return dataset if task_of_dataset(dataset) == mine else {"methodname": "jdk-top10", "varmisuse": "stdlib-great"}[mine]
+
+
+def task_of_dataset(dataset: str) -> str:
+    return "varmisuse" if dataset.endswith("-great") else "methodname"
+
+
 def prepared(model: str, seed: int) -> Path:
-    """fetch + extract once per (model's task, seed): the samples depend on the seed, not on noise."""
-    base = RUNS / f"samples-seed{seed}"
+    """fetch + extract once per (dataset, seed): the samples depend on the seed, not on noise."""
+    dataset = dataset_for(model)
+    base = RUNS / (f"samples-seed{seed}" if dataset == "jdk-top10" else f"samples-{dataset}-seed{seed}")
     if not (base / "build" / "samples" / "report.json").exists():
         base.mkdir(parents=True, exist_ok=True)
         write_params(base, model, 0.0, seed, "none")
@@ -59,7 +80,7 @@ def prepared(model: str, seed: int) -> Path:
 
 def write_params(where: Path, model: str, noise: float, seed: int, signal: str) -> None:
     params = YAML(typ="safe").load((ROOT / "params.yaml").read_text())
-    params |= {"model": model, "noise": noise, "seed": seed}
+    params |= {"model": model, "noise": noise, "seed": seed, "dataset": dataset_for(model)}
     params["train"]["drop_flagged"] = signal if noise > 0 else "none"
     with open(where / "params.yaml", "w") as f:
         YAML().dump(params, f)
@@ -78,16 +99,18 @@ def run_one(model: str, noise: float, seed: int, signal: str, cleanlab: int) -> 
     began = time.time()
     for name_ in ("corrupt", "train", "evaluate"):
         stage(run, name_)
-    result = {"model": model, "noise": noise, "seed": seed, "signal": signal, "seconds": round(time.time() - began)}
+    key, column, words = HEADLINE[task_of(model)]
+    result = {"model": model, "noise": noise, "seed": seed, "signal": signal, "seconds": round(time.time() - began),
+              "test_metric": words}  # fmt: skip
     metrics = json.loads((run / "metrics/metrics.json").read_text())
     if noise == 0:
-        return result | {"clean_test_f1": metrics["test_f1"]}
+        return result | {"clean_test": metrics[key]}
     flagging = run / "build" / "checkpoints" / "flagging"
     with np.load(flagging / "build" / "logs" / "per_sample.npz") as z:
         dynamics = {k: z[k] for k in (*detection.DYNAMICS, "in_step_loss") if k in z}
         flipped = z["flipped"]
     noisy = pd.read_csv(flagging / "plots" / "epochs.csv").iloc[-1]
-    result |= {"noisy_test_f1": float(noisy["test_f1"]), "retrained_test_f1": metrics["test_f1"],
+    result |= {"noisy_test": float(noisy[column]), "retrained_test": metrics[key],
                "flipped": int(flipped.sum()), "measured": len(flipped), **metrics["retrain"],
                "detection": detection.evaluate(dynamics, flipped)}  # fmt: skip
     if cleanlab:
@@ -111,7 +134,8 @@ def more(model: str, noise: float, seed: int, signal: str | None, cleanlab: int)
         metrics = json.loads((run / "build" / "logs" / "counts.json").read_text())["retrain"]
         history = pd.read_csv(run / "plots" / "epochs.csv").iloc[-1]
         result.setdefault("more_retrains", []).append(
-            metrics | {"retrained_test_f1": round(float(history["test_f1"]), 6), "seconds": round(time.time() - began)})
+            metrics | {"retrained_test": round(float(history[HEADLINE[task_of(model)][1]]), 6),
+                       "seconds": round(time.time() - began)})  # fmt: skip
     if cleanlab:
         began = time.time()
         stage(run, "crossval", "--folds", str(cleanlab))
@@ -121,11 +145,12 @@ def more(model: str, noise: float, seed: int, signal: str | None, cleanlab: int)
     print(json.dumps({k: v for k, v in result.items() if k != "detection"}), flush=True)
 
 
-def sweep_runs(kept: Path = SWEEP_RUNS) -> list[dict]:
+def sweep_runs(kept: Path | tuple[Path, ...] = SWEEP_RUNS) -> list[dict]:
     """The noisy runs of the noise sweep's kept runs (plots/runs/<run>/run.json, `python -m codemem
     report`): each holds its run's `detection`, the same signals one training gives, but no retrain."""
     out = []
-    for path in sorted(kept.glob("*/run.json")):
+    folders = (kept,) if isinstance(kept, Path) else kept
+    for path in sorted(p for folder in folders for p in folder.glob("*/run.json")):
         run = json.loads(path.read_text())
         found = run.get("metrics", {}).get("detection", {})
         if run.get("noise", 0) > 0 and found.get("flipped"):
@@ -134,9 +159,15 @@ def sweep_runs(kept: Path = SWEEP_RUNS) -> list[dict]:
     return out
 
 
-def collect(kept: Path = SWEEP_RUNS) -> pd.DataFrame:
+def collect(kept: Path | tuple[Path, ...] = SWEEP_RUNS) -> pd.DataFrame:
     runs = [json.loads(p.read_text()) for p in sorted((REPORT / "runs").glob("*.json"))]
-    clean = {(r["model"], r["seed"]): r["clean_test_f1"] for r in runs if r["noise"] == 0}
+    for r in runs:  # the committed MethodName runs name their values after test F1
+        for kind in ("clean", "noisy", "retrained"):
+            for again in [r, *r.get("more_retrains", [])]:
+                if f"{kind}_test_f1" in again:
+                    again[f"{kind}_test"] = again.pop(f"{kind}_test_f1")
+        r.setdefault("test_metric", "test F1")
+    clean = {(r["model"], r["seed"]): r["clean_test"] for r in runs if r["noise"] == 0}
     # The sweep's runs add seeds and models the detection runs lack; where both exist, the
     # detection run (the flagging pass of its retrain) is the one shown.
     have = {(r["model"], r["noise"], r["seed"]) for r in runs}
@@ -155,11 +186,12 @@ def collect(kept: Path = SWEEP_RUNS) -> pd.DataFrame:
                                 **{k: c.get(k) for k in ("auroc", "auprc", "precision_at_k")}})
         gap = clean.get((r["model"], r["seed"]))
         for again in [r, *r.get("more_retrains", [])]:  # the run's own, then any with another signal
-            recovered = ((again["retrained_test_f1"] - r["noisy_test_f1"]) / (gap - r["noisy_test_f1"])
-                         if gap is not None and gap != r["noisy_test_f1"] else float("nan"))  # fmt: skip
+            recovered = ((again["retrained_test"] - r["noisy_test"]) / (gap - r["noisy_test"])
+                         if gap is not None and gap != r["noisy_test"] else float("nan"))  # fmt: skip
             rows.append(base | {"signal": f"retrain without {again['dropped']} flagged by {again['drop_signal']} "
-                                f"({again['dropped_flipped']} flipped)", "clean_test_f1": gap,
-                                "noisy_test_f1": r["noisy_test_f1"], "retrained_test_f1": again["retrained_test_f1"],
+                                f"({again['dropped_flipped']} flipped)", "test_metric": r["test_metric"],
+                                "clean_test": gap, "noisy_test": r["noisy_test"],
+                                "retrained_test": again["retrained_test"],
                                 "gap_recovered": recovered})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -181,8 +213,8 @@ def write_report(table: pd.DataFrame) -> None:
              "from the detection runs (plots/detection/runs/) and the noise sweep's kept runs (plots/runs/).", "",
              mean.round(3).to_markdown(), "", "Seeds behind each mean:", "",
              scored.groupby(["model", "noise"])["seed"].unique().map(lambda s: ", ".join(map(str, sorted(s))))
-             .to_frame("seeds").to_markdown(), "", "Clean and retrain (test F1; gap recovered = (retrained - noisy) /",
-             "(clean - noisy)):", "",
+             .to_frame("seeds").to_markdown(), "", "Clean and retrain (the task's test measure: MethodName test F1, VarMisuse localization accuracy;",
+             "gap recovered = (retrained - noisy) / (clean - noisy)):", "",
              retrain.drop(columns=[c for c in ("auroc", "auprc", "precision_at_k") if c in retrain]).round(3)
              .to_markdown(index=False) if len(retrain) else "(none)", ""]  # fmt: skip
     (REPORT / "report.md").write_text("\n".join(lines))

@@ -40,3 +40,11 @@ def test_sweep_runs_feed_the_report_where_no_detection_run_exists(tmp_path, monk
     loss = table[table["signal"] == "loss"].set_index("seed")["auroc"]
     assert loss.to_dict() == {0: 0.91, 1: 0.81}  # seed 0 from the detection run, not the sweep's 0.61
     assert len(table[table["signal"].str.startswith("retrain")]) == 1
+
+
+def test_each_model_runs_on_its_tasks_corpus_and_is_judged_by_its_measure():
+    report = load_report_module()
+    assert report.dataset_for("great") == report.dataset_for("ggnn") == "stdlib-great"
+    assert report.dataset_for("code2seq") == "jdk-top10"  # params.yaml's MethodName corpus
+    assert report.HEADLINE[report.task_of("great")][:2] == ("loc_acc", "test_loc_acc")
+    assert report.HEADLINE[report.task_of("code2vec")][:2] == ("test_f1", "test_f1")
