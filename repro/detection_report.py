@@ -33,7 +33,7 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from codemem import detection, task
+from codemem import datasets, detection, task
 
 # What the retrain is judged by: (metrics.json key, epochs.csv column, in words) per task.
 HEADLINE = {"methodname": ("test_f1", "test_f1", "test F1"),
@@ -52,18 +52,14 @@ def stage(cwd: Path, *args: str) -> None:
 
 
 def task_of(model: str) -> str:
-    return "varmisuse" if model in task.model_names("varmisuse") else "methodname"
+    return task.task_of(model)
 
 
 def dataset_for(model: str) -> str:
     """params.yaml's dataset where it is the model's task's, else that task's embedded corpus."""
     dataset = YAML(typ="safe").load((ROOT / "params.yaml").read_text())["dataset"]
     mine = task_of(model)
-    return dataset if task_of_dataset(dataset) == mine else {"methodname": "jdk-top10", "varmisuse": "stdlib-great"}[mine]
-
-
-def task_of_dataset(dataset: str) -> str:
-    return "varmisuse" if dataset.endswith("-great") else "methodname"
+    return dataset if datasets.get(dataset).task == mine else {"methodname": "jdk-top10", "varmisuse": "stdlib-great"}[mine]
 
 
 def prepared(model: str, seed: int) -> Path:
