@@ -9,7 +9,7 @@ variable, so a method with many variables weighs as many times as it has them. J
 split has 30,915 variants over 7,100 methods (4.35 a method); jdk-top10's has 1,365 over 619 (2.2).
 This prints, for the model in each RUN, its test methods grouped by their number of variants: the
 share of those variants whose top-1 prediction differs from the original's, the same for methods
-over `extract.max_contexts` contexts (the study's re-extraction draws them a fresh sample), and the
+with `extract.max_contexts` contexts or more (the study's re-extraction draws them a fresh sample), and the
 CSR over variants of the methods with at least k variants, k chosen so that they average as many
 variants a method as Java-Top10's test split: the population the study's count weighs.
 """
@@ -92,8 +92,9 @@ def report(run: Path) -> None:
         label = f"{low}" if low == high else (f"{low}-{high}" if high < 10**9 else f"{low}+")
         print(f"{label:>10} {group.sum():8d} {total:9d} {int(changed[group].sum()):8d} "
               f"{changed[group].sum() / total if total else float('nan'):6.3f}")  # fmt: skip
-    for over, words in ((contexts > max_contexts, f"over {max_contexts} contexts"),
-                        (contexts <= max_contexts, f"at most {max_contexts} contexts")):  # fmt: skip
+    # test rows are stored at most max_contexts wide: a full row is a method with that many or more
+    for over, words in ((contexts >= max_contexts, f"with {max_contexts} contexts or more"),
+                        (contexts < max_contexts, f"under {max_contexts} contexts")):  # fmt: skip
         group = over & has
         print(f"methods {words}: {group.sum()}, their variants {variants[group].sum()}, changed share "
               f"{changed[group].sum() / max(variants[group].sum(), 1):.3f}")  # fmt: skip
