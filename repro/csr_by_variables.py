@@ -47,13 +47,14 @@ def ratio_at_least(variants: np.ndarray, changed: np.ndarray, k: int) -> tuple[f
 def matching_k(variants: np.ndarray, target: float = STUDY_VARIANTS_PER_METHOD) -> int:
     """The smallest k whose methods with >= k variants average at least `target` variants each."""
     for k in range(1, int(variants.max(initial=0)) + 1):
-        if ratio_at_least(variants, np.zeros_like(variants), k)[2] >= target:
+        if variants[variants >= k].mean() >= target:
             return k
     return int(variants.max(initial=1))
 
 
 def predictions(run: Path):
-    """(test predictions, variant predictions, variant owners, contexts per test method, max_contexts)."""
+    """(test predictions, variant predictions, variant owners, contexts per test method, max_contexts,
+    the run's params), the variants predicted as `MethodNameTraining.measure` does."""
     import torch
 
     from codemem import params as params_module
