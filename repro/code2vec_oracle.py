@@ -1,7 +1,9 @@
-"""Run the original TensorFlow code2vec on this pipeline's data: write its inputs, read its log.
+"""Run the original TensorFlow code2vec on this pipeline's data: write its inputs, read its results.
 
-    python repro/code2vec_oracle.py write RUN_DIR OUT_PREFIX     # OUT_PREFIX.{train,val,test,dict}.c2v
+    python repro/code2vec_oracle.py write RUN_DIR OUT_PREFIX     # OUT_PREFIX.{train,val,test,dict,variants}.c2v
     python repro/code2vec_oracle.py read ORACLE_LOG [--ours RUN/epochs.csv]   # its test F1 per epoch
+    TF_PYTHON repro/code2vec_oracle.py predict CODE2VEC_DIR MODEL OUT_PREFIX  # its predictions (TensorFlow's python)
+    python repro/code2vec_oracle.py csr OUT_PREFIX                # its CSR over the study's variants
 
 RUN_DIR is a directory where the pipeline's fetch, extract and corrupt stages ran (build/samples,
 build/noisy). `write` gives the original exactly the samples ours trains on at that noise level and
@@ -13,6 +15,14 @@ TensorFlow 2 (CPU):
 
     # config.py set_defaults: NUM_TRAIN_EPOCHS = 50, TRAIN_BATCH_SIZE = 128 (the study's settings)
     python code2vec.py --data OUT_PREFIX --test OUT_PREFIX.test.c2v --save models/run/saved_model > oracle.log
+
+`write` also writes the study's renaming variants of the test methods (re-extracted, as
+`train.measure: study` measures CSR; extract's `c2v_test_ren_*` arrays) as OUT_PREFIX.variants.c2v,
+one line each, and their test methods' line numbers in OUT_PREFIX.variants.owner. `predict` loads a
+trained model of the original (MODEL: the `--save` path with its `_iterN` suffix) and writes the
+first possible name of its top 10 for every line of the test and variants files (`.pred`); `csr`
+then counts, as `codemem.metrics.changed_variant_ratio` and `critical_sample_ratio` do, the variants
+whose prediction differs from their method's.
 
 `read` takes the original's log ("After N epochs -- ... F1: x") and prints its test F1 per epoch,
 beside ours where an `epochs.csv` of a run on the same RUN_DIR's settings is given. docs/results.md
@@ -57,7 +67,28 @@ def write_inputs(run: Path, out: str) -> dict:
     with open(f"{out}.dict.c2v", "wb") as f:  # preprocess.py's order: words, paths, targets, examples
         for obj in (dict(words), dict(paths), dict(targets), len(lines)):
             pickle.dump(obj, f)
-    return {"examples": len(lines), "tokens": len(words), "paths": len(paths), "targets": dict(targets)}
+    variants = write_variants(samples / "contexts.npz", out)
+    return {"examples": len(lines), "tokens": len(words), "paths": len(paths), "targets": dict(targets),
+            "variants": variants}  # fmt: skip
+
+
+def write_variants(contexts_npz: Path, out: str) -> int:
+    """OUT.variants.c2v (each re-extracted variant as a .c2v line under its method's true name) and
+    OUT.variants.owner (its test method's 0-based line in OUT.test.c2v); returns their number."""
+    import numpy as np  # only here: `predict` runs under TensorFlow's python
+
+    with np.load(contexts_npz, allow_pickle=False) as z:
+        if "c2v_test_ren_owner" not in z.files:
+            raise SystemExit(f"{contexts_npz}: no re-extracted renamings; extract again with this code")
+        tokens, paths, owner, rows = z["c2v_tokens"], z["c2v_paths"], z["c2v_test_ren_owner"], z["c2v_test_ren_ctx"]
+        names = z["labels"][z["test_label"]]
+    width = rows.shape[1]
+    with open(f"{out}.variants.c2v", "w") as f:
+        for i, row in zip(owner.tolist(), rows):
+            contexts = [f"{tokens[a]},{paths[p]},{tokens[b]}" for a, p, b in row.tolist() if a >= 0]
+            f.write(" ".join([str(names[i]), *contexts, *[""] * (width - len(contexts))]) + "\n")
+    Path(f"{out}.variants.owner").write_text("".join(f"{i}\n" for i in owner.tolist()))
+    return len(owner)
 
 
 AFTER = re.compile(r"After (\d+) epochs -- .*?F1: ([0-9.]+)", re.DOTALL)
@@ -66,6 +97,41 @@ AFTER = re.compile(r"After (\d+) epochs -- .*?F1: ([0-9.]+)", re.DOTALL)
 def read_log(text: str) -> dict[int, float]:
     """{epoch: test F1} from the original's log (an evaluation's line may wrap over two)."""
     return {int(epoch): float(f1) for epoch, f1 in AFTER.findall(text)}
+
+
+POSSIBLE_NAME = re.compile(r"^[a-zA-Z|]+$")  # code2vec common.filter_impossible_names, besides OOV
+
+
+def predict(code2vec_dir: Path, model: str, out: str) -> None:
+    """OUT.test.c2v.pred and OUT.variants.c2v.pred: the original model's first possible name of its
+    top 10 for each line (one line each, in order; "" where none is possible)."""
+    import sys
+
+    sys.path.insert(0, str(code2vec_dir))
+    from config import Config
+    from tensorflow_model import Code2VecModel
+
+    config = Config(set_defaults=True)
+    config.MODEL_LOAD_PATH, config.DL_FRAMEWORK = model, "tensorflow"
+    code2vec = Code2VecModel(config)
+    special = code2vec.vocabs.target_vocab.special_words
+    for name in (f"{out}.test.c2v", f"{out}.variants.c2v"):
+        lines = Path(name).read_text().splitlines()
+        with open(f"{name}.pred", "w") as f:
+            for result in code2vec.predict(lines):
+                words = [w for w in result.topk_predicted_words if w != special.OOV and POSSIBLE_NAME.match(w)]
+                f.write((words[0] if words else "") + "\n")
+    code2vec.close_session()
+
+
+def variant_csr(test_pred: list[str], variant_pred: list[str], owner: list[int]) -> dict:
+    """CSR over variants (changed variants / variants, the study's count) and over samples (methods
+    with some changed variant / methods with a variant, Arpit et al.)."""
+    changed = [p != test_pred[i] for p, i in zip(variant_pred, owner)]
+    critical = {i for i, c in zip(owner, changed) if c}
+    return {"variants": len(owner), "changed": sum(changed), "csr": sum(changed) / max(len(owner), 1),
+            "methods": len(set(owner)), "critical": len(critical),
+            "csr_samples": len(critical) / max(len(set(owner)), 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -77,7 +143,21 @@ def main() -> None:
     r = sub.add_parser("read", help="the original's test F1 per epoch")
     r.add_argument("log", type=Path)
     r.add_argument("--ours", type=Path, help="our run's epochs.csv, shown beside")
+    p = sub.add_parser("predict", help="the original model's predictions (run with TensorFlow's python)")
+    p.add_argument("code2vec", type=Path, help="a checkout of tech-srl/code2vec")
+    p.add_argument("model", help="the saved model, e.g. models/run/saved_model_iter50")
+    p.add_argument("out")
+    c = sub.add_parser("csr", help="CSR over the variants from the .pred files")
+    c.add_argument("out")
     args = parser.parse_args()
+    if args.command == "predict":
+        predict(args.code2vec, args.model, args.out)
+        return
+    if args.command == "csr":
+        test, variants, owner = (Path(f"{args.out}.{suffix}").read_text().splitlines()
+                                 for suffix in ("test.c2v.pred", "variants.c2v.pred", "variants.owner"))
+        print(variant_csr(test, variants, [int(i) for i in owner]))
+        return
     if args.command == "write":
         print(write_inputs(args.run, args.out))
         return

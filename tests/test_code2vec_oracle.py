@@ -4,6 +4,7 @@ import importlib.util
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 spec = importlib.util.spec_from_file_location(
@@ -20,6 +21,9 @@ def _run(tmp_path: Path, labels: str) -> Path:
     (samples / "val.c2v").write_text("get x,1,y  \n")
     (samples / "test.c2v").write_text("run a,2,b  \n")
     (tmp_path / "build" / "noisy" / "labels.tsv").write_text(labels)
+    np.savez(samples / "contexts.npz", c2v_tokens=np.array(["a", "var"]), c2v_paths=np.array(["2"]),
+             c2v_test_ren_owner=np.array([0]), c2v_test_ren_ctx=np.array([[[0, 0, 1]]], dtype=np.int32),
+             labels=np.array(["run"]), test_label=np.array([0]))  # fmt: skip
     return tmp_path
 
 
@@ -35,6 +39,7 @@ def test_write_inputs_takes_noisy_labels_and_counts_as_preprocess(tmp_path):
     assert paths == {"1": 2, "2": 1}
     assert targets == {"run": 2}  # the noisy labels, not the true ones
     assert examples == 2 and counts["examples"] == 2
+    assert (tmp_path / "out" / "jdk.variants.c2v").read_text() == "run a,2,var\n" and counts["variants"] == 1
 
 
 def test_write_inputs_refuses_mismatched_labels(tmp_path):
@@ -48,3 +53,20 @@ def test_read_log_wrapped_lines():
            "2026 INFO  Average loss at batch 100: 0.01\n"
            "2026 INFO  After 2 epochs -- top10_acc: [0.8], precision: 0.8, recall: 0.8, F1: 0.8108\n")
     assert oracle.read_log(log) == {1: 0.65, 2: 0.8108}
+
+
+def test_write_variants_as_c2v_lines_under_the_true_name(tmp_path):
+    rows = np.array([[[0, 1, 2], [-1, -1, -1]], [[2, 0, 0], [0, 1, 1]]], dtype=np.int32)  # (R=2, C=2, 3)
+    np.savez(tmp_path / "contexts.npz", c2v_tokens=np.array(["a", "var", "b"]), c2v_paths=np.array(["7", "-9"]),
+             c2v_test_ren_owner=np.array([1, 1]), c2v_test_ren_ctx=rows, labels=np.array(["get", "to|string"]),
+             test_label=np.array([0, 1]))  # fmt: skip
+    assert oracle.write_variants(tmp_path / "contexts.npz", str(tmp_path / "jdk")) == 2
+    assert (tmp_path / "jdk.variants.c2v").read_text() == "to|string a,-9,b \nto|string b,7,a a,-9,var\n"
+    assert (tmp_path / "jdk.variants.owner").read_text() == "1\n1\n"
+
+
+def test_variant_csr_by_hand():
+    # method 0: two variants, one changes; method 1: one variant, unchanged; method 2: none
+    counts = oracle.variant_csr(["get", "run", "add"], ["get", "add", "run"], [0, 0, 1])
+    assert counts["csr"] == pytest.approx(1 / 3)  # changed variants / variants
+    assert counts["csr_samples"] == pytest.approx(1 / 2)  # methods with a changed variant / with a variant
