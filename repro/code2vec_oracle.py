@@ -3,14 +3,15 @@
     python repro/code2vec_oracle.py write RUN_DIR OUT_PREFIX     # OUT_PREFIX.{train,val,test,dict,variants}.c2v
     python repro/code2vec_oracle.py read ORACLE_LOG [--ours RUN/epochs.csv]   # its test F1 per epoch
     TF_PYTHON repro/code2vec_oracle.py predict CODE2VEC_DIR MODEL OUT_PREFIX  # its predictions (TensorFlow's python)
-    python repro/code2vec_oracle.py csr OUT_PREFIX                # its CSR over the study's variants
+    python repro/code2vec_oracle.py score OUT_PREFIX              # its test F1 and CSR over the study's variants
 
 RUN_DIR is a directory where the pipeline's fetch, extract and corrupt stages ran (build/samples,
 build/noisy). `write` gives the original exactly the samples ours trains on at that noise level and
 seed: the extracted `.c2v` lines (code2vec's preprocessed format, 200 contexts a method) with the
 corrupt stage's noisy training labels, and the dictionary file code2vec's `preprocess.py` would
-pickle (token, path and target counts over the training contexts, then the number of training
-examples). The original is not part of this repository; with a checkout of tech-srl/code2vec and
+pickle (token and path counts over every stored training context, target counts over the noisy
+labels, the number of training examples). The vocabularies cover every training context, so
+preprocess.py's choice of 200 (known contexts first) is a uniform sample, as the stored first 200 are. The original is not part of this repository; with a checkout of tech-srl/code2vec and
 TensorFlow 2 (CPU):
 
     # config.py set_defaults: NUM_TRAIN_EPOCHS = 50, TRAIN_BATCH_SIZE = 128 (the study's settings)
@@ -19,10 +20,12 @@ TensorFlow 2 (CPU):
 `write` also writes the study's renaming variants of the test methods (re-extracted, as
 `train.measure: study` measures CSR; extract's `c2v_test_ren_*` arrays) as OUT_PREFIX.variants.c2v,
 one line each, and their test methods' line numbers in OUT_PREFIX.variants.owner. `predict` loads a
-trained model of the original (MODEL: the `--save` path with its `_iterN` suffix) and writes the
-first possible name of its top 10 for every line of the test and variants files (`.pred`); `csr`
-then counts, as `codemem.metrics.changed_variant_ratio` and `critical_sample_ratio` do, the variants
-whose prediction differs from their method's.
+trained model of the original (MODEL: the `--save` path, the model after the last epoch, whose
+test F1 the log does not print; `_iterN`: after epoch N) and writes the
+first possible name of its top 10 for every line of the test and variants files (`.pred`); `score`
+then takes its test F1 (`codemem.metrics.subtoken_f1`, code2vec's) and counts, as
+`codemem.metrics.changed_variant_ratio` and `critical_sample_ratio` do, the variants whose
+prediction differs from their method's.
 
 `read` takes the original's log ("After N epochs -- ... F1: x") and prints its test F1 per epoch,
 beside ours where an `epochs.csv` of a run on the same RUN_DIR's settings is given. docs/results.md
@@ -46,36 +49,42 @@ def noisy_labels(run: Path) -> list[str]:
 
 
 def write_inputs(run: Path, out: str) -> dict:
-    """Write OUT.train.c2v (noisy labels), OUT.val.c2v, OUT.test.c2v and OUT.dict.c2v; return the counts."""
+    """Write OUT.train.c2v (noisy labels), OUT.val.c2v, OUT.test.c2v, OUT.dict.c2v and the variants;
+    return the counts. The dictionary counts tokens and paths over every stored training context
+    (extract keeps up to `max_contexts_stored` a method), as code2vec's preprocess.sh builds its
+    histograms from all extracted contexts and `train.measure: study` counts its vocabularies."""
+    import numpy as np  # only here: `predict` runs under TensorFlow's python
+
     samples, labels = run / "build" / "samples", noisy_labels(run)
     lines = (samples / "train.c2v").read_text().splitlines()
     if len(lines) != len(labels):
         raise SystemExit(f"{run}: {len(lines)} training lines but {len(labels)} noisy labels; rerun corrupt")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    words, paths, targets = Counter(), Counter(), Counter()
     with open(f"{out}.train.c2v", "w") as f:
-        for line, label in zip(lines, labels):
-            _, *contexts = line.split(" ")
-            targets[label] += 1
-            for context in filter(None, contexts):  # padding is empty fields
-                source, path, target = context.split(",")
-                words.update((source, target))
-                paths[path] += 1
-            f.write(" ".join([label, *contexts]) + "\n")
+        f.writelines(" ".join([label, *line.split(" ")[1:]]) + "\n" for line, label in zip(lines, labels))
     for split in ("val", "test"):
         Path(f"{out}.{split}.c2v").write_text((samples / f"{split}.c2v").read_text())
+    with np.load(samples / "contexts.npz", allow_pickle=False) as z:
+        tokens, paths, stored = z["c2v_tokens"], z["c2v_paths"], z["c2v_train_ctx"]
+    valid = stored[..., 0] >= 0
+    token_counts = np.bincount(stored[..., 0][valid], minlength=len(tokens)) + np.bincount(
+        stored[..., 2][valid], minlength=len(tokens))
+    path_counts = np.bincount(stored[..., 1][valid], minlength=len(paths))
+    words = {str(tokens[i]): int(n) for i, n in enumerate(token_counts.tolist()) if n}
+    path_dict = {str(paths[i]): int(n) for i, n in enumerate(path_counts.tolist()) if n}
+    targets = dict(Counter(labels))
     with open(f"{out}.dict.c2v", "wb") as f:  # preprocess.py's order: words, paths, targets, examples
-        for obj in (dict(words), dict(paths), dict(targets), len(lines)):
+        for obj in (words, path_dict, targets, len(lines)):
             pickle.dump(obj, f)
     variants = write_variants(samples / "contexts.npz", out)
-    return {"examples": len(lines), "tokens": len(words), "paths": len(paths), "targets": dict(targets),
+    return {"examples": len(lines), "tokens": len(words), "paths": len(path_dict), "targets": targets,
             "variants": variants}  # fmt: skip
 
 
 def write_variants(contexts_npz: Path, out: str) -> int:
     """OUT.variants.c2v (each re-extracted variant as a .c2v line under its method's true name) and
     OUT.variants.owner (its test method's 0-based line in OUT.test.c2v); returns their number."""
-    import numpy as np  # only here: `predict` runs under TensorFlow's python
+    import numpy as np
 
     with np.load(contexts_npz, allow_pickle=False) as z:
         if "c2v_test_ren_owner" not in z.files:
@@ -147,16 +156,23 @@ def main() -> None:
     p.add_argument("code2vec", type=Path, help="a checkout of tech-srl/code2vec")
     p.add_argument("model", help="the saved model, e.g. models/run/saved_model_iter50")
     p.add_argument("out")
-    c = sub.add_parser("csr", help="CSR over the variants from the .pred files")
+    c = sub.add_parser("score", help="test F1 and CSR over the variants from the .pred files")
     c.add_argument("out")
     args = parser.parse_args()
     if args.command == "predict":
         predict(args.code2vec, args.model, args.out)
         return
-    if args.command == "csr":
+    if args.command == "score":
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+        from codemem.metrics import subtoken_f1
+
         test, variants, owner = (Path(f"{args.out}.{suffix}").read_text().splitlines()
                                  for suffix in ("test.c2v.pred", "variants.c2v.pred", "variants.owner"))
-        print(variant_csr(test, variants, [int(i) for i in owner]))
+        names = [line.split(" ", 1)[0] for line in Path(f"{args.out}.test.c2v").read_text().splitlines()]
+        f1 = subtoken_f1(names, [p or None for p in test])
+        print({"test_f1": round(f1.f1, 4)} | variant_csr(test, variants, [int(i) for i in owner]))
         return
     if args.command == "write":
         print(write_inputs(args.run, args.out))

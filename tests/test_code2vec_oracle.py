@@ -21,9 +21,12 @@ def _run(tmp_path: Path, labels: str) -> Path:
     (samples / "val.c2v").write_text("get x,1,y  \n")
     (samples / "test.c2v").write_text("run a,2,b  \n")
     (tmp_path / "build" / "noisy" / "labels.tsv").write_text(labels)
-    np.savez(samples / "contexts.npz", c2v_tokens=np.array(["a", "var"]), c2v_paths=np.array(["2"]),
-             c2v_test_ren_owner=np.array([0]), c2v_test_ren_ctx=np.array([[[0, 0, 1]]], dtype=np.int32),
-             labels=np.array(["run"]), test_label=np.array([0]))  # fmt: skip
+    # stored training contexts (tokens a, b, c, var; paths 1, 2): more than the .c2v lines hold
+    stored = np.array([[[0, 0, 1], [1, 1, 0], [3, 1, 0]], [[0, 0, 2], [-1, -1, -1], [-1, -1, -1]]], dtype=np.int32)
+    np.savez(samples / "contexts.npz", c2v_tokens=np.array(["a", "b", "c", "var"]), c2v_paths=np.array(["1", "2"]),
+             c2v_train_ctx=stored, c2v_test_ren_owner=np.array([0]),
+             c2v_test_ren_ctx=np.array([[[0, 1, 3]]], dtype=np.int32), labels=np.array(["run"]),
+             test_label=np.array([0]))  # fmt: skip
     return tmp_path
 
 
@@ -35,8 +38,9 @@ def test_write_inputs_takes_noisy_labels_and_counts_as_preprocess(tmp_path):
     assert (tmp_path / "out" / "jdk.test.c2v").read_text() == "run a,2,b  \n"
     with open(tmp_path / "out" / "jdk.dict.c2v", "rb") as f:
         words, paths, targets, examples = (pickle.load(f) for _ in range(4))
-    assert words == {"a": 3, "b": 2, "c": 1}  # sources and targets of every training context
-    assert paths == {"1": 2, "2": 1}
+    # sources and targets of every stored training context, not only the .c2v lines' (var, path 2)
+    assert words == {"a": 4, "b": 2, "c": 1, "var": 1}
+    assert paths == {"1": 2, "2": 2}
     assert targets == {"run": 2}  # the noisy labels, not the true ones
     assert examples == 2 and counts["examples"] == 2
     assert (tmp_path / "out" / "jdk.variants.c2v").read_text() == "run a,2,var\n" and counts["variants"] == 1
