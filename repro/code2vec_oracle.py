@@ -41,8 +41,12 @@ import argparse
 import csv
 import pickle
 import re
+import sys
 from collections import Counter
 from pathlib import Path
+
+# codemem is imported inside the functions that use it: `predict` runs under TensorFlow's python.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def noisy_labels(run: Path) -> list[str]:
@@ -89,6 +93,8 @@ def write_variants(contexts_npz: Path, out: str) -> int:
     OUT.variants.owner (its test method's 0-based line in OUT.test.c2v); returns their number."""
     import numpy as np
 
+    from codemem.methodname.java_tokens import c2v_line
+
     with np.load(contexts_npz, allow_pickle=False) as z:
         if "c2v_test_ren_owner" not in z.files:
             raise SystemExit(f"{contexts_npz}: no re-extracted renamings; extract again with this code")
@@ -98,7 +104,7 @@ def write_variants(contexts_npz: Path, out: str) -> int:
     with open(f"{out}.variants.c2v", "w") as f:
         for i, row in zip(owner.tolist(), rows):
             contexts = [f"{tokens[a]},{paths[p]},{tokens[b]}" for a, p, b in row.tolist() if a >= 0]
-            f.write(" ".join([str(names[i]), *contexts, *[""] * (width - len(contexts))]) + "\n")
+            f.write(c2v_line(str(names[i]), contexts, width) + "\n")
     Path(f"{out}.variants.owner").write_text("".join(f"{i}\n" for i in owner.tolist()))
     return len(owner)
 
@@ -117,8 +123,6 @@ POSSIBLE_NAME = re.compile(r"^[a-zA-Z|]+$")  # code2vec common.filter_impossible
 def predict(code2vec_dir: Path, model: str, out: str) -> None:
     """OUT.test.c2v.pred and OUT.variants.c2v.pred: the original model's first possible name of its
     top 10 for each line (one line each, in order; "" where none is possible)."""
-    import sys
-
     sys.path.insert(0, str(code2vec_dir))
     from config import Config
     from tensorflow_model import Code2VecModel
@@ -137,13 +141,14 @@ def predict(code2vec_dir: Path, model: str, out: str) -> None:
 
 
 def variant_csr(test_pred: list[str], variant_pred: list[str], owner: list[int]) -> dict:
-    """CSR over variants (changed variants / variants, the study's count) and over samples (methods
-    with some changed variant / methods with a variant, Arpit et al.)."""
-    changed = [p != test_pred[i] for p, i in zip(variant_pred, owner)]
-    critical = {i for i, c in zip(owner, changed) if c}
-    return {"variants": len(owner), "changed": sum(changed), "csr": sum(changed) / max(len(owner), 1),
-            "methods": len(set(owner)), "critical": len(critical),
-            "csr_samples": len(critical) / max(len(set(owner)), 1)}  # fmt: skip
+    """CSR over variants (`metrics.changed_variant_ratio`, the study's count) and over samples
+    (`metrics.critical_sample_ratio`, Arpit et al.)."""
+    from codemem import metrics
+
+    csr, changed, variants = metrics.changed_variant_ratio(test_pred, variant_pred, owner)
+    csr_samples, critical, methods = metrics.critical_sample_ratio(test_pred, variant_pred, owner, len(test_pred))
+    return {"variants": variants, "changed": changed, "csr": csr, "methods": methods, "critical": critical,
+            "csr_samples": csr_samples}  # fmt: skip
 
 
 def main() -> None:
@@ -157,7 +162,7 @@ def main() -> None:
     r.add_argument("--ours", type=Path, help="our run's epochs.csv, shown beside")
     p = sub.add_parser("predict", help="the original model's predictions (run with TensorFlow's python)")
     p.add_argument("code2vec", type=Path, help="a checkout of tech-srl/code2vec")
-    p.add_argument("model", help="the saved model, e.g. models/run/saved_model_iter50")
+    p.add_argument("model", help="the saved model: the --save path (after the last epoch) or its _iterN")
     p.add_argument("out")
     c = sub.add_parser("score", help="test F1 and CSR over the variants from the .pred files")
     c.add_argument("out")
@@ -166,9 +171,6 @@ def main() -> None:
         predict(args.code2vec, args.model, args.out)
         return
     if args.command == "score":
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
         from codemem.metrics import subtoken_f1
 
         test, variants, owner = (Path(f"{args.out}.{suffix}").read_text().splitlines()
