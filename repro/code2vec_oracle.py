@@ -4,6 +4,7 @@
     python repro/code2vec_oracle.py read ORACLE_LOG [--ours RUN/epochs.csv]   # its test F1 per epoch
     TF_PYTHON repro/code2vec_oracle.py predict CODE2VEC_DIR MODEL OUT_PREFIX  # its predictions (TensorFlow's python)
     python repro/code2vec_oracle.py score OUT_PREFIX              # its test F1 and CSR over the study's variants
+    python repro/code2vec_oracle.py steps MODEL [--ours RUN/epochs.csv]  # its in-step loss Gini per epoch
 
 RUN_DIR is a directory where the pipeline's fetch, extract and corrupt stages ran (build/samples,
 build/noisy). `write` gives the original the samples ours trains on at that noise level and seed:
@@ -29,6 +30,15 @@ first possible name of its top 10 for every line of the test and variants files 
 then takes its test F1 (`codemem.metrics.subtoken_f1`, code2vec's) and counts, as
 `codemem.metrics.changed_variant_ratio` and `critical_sample_ratio` do, the variants whose
 prediction differs from their method's.
+
+`steps` reads per-sample losses logged inside the original's training step, as the study's patch
+of `Code2VecModel.train` logged them (CI-Memorization `code/model_prediction/code2vec/
+tensorflow_model.py`): in `_build_tf_training_graph` keep the per-sample
+`sparse_softmax_cross_entropy_with_logits` before its sum and return it with the logits' argmax and
+`target_index`; in `train`, fetch the three with the optimizer and append one line a sample,
+`loss argmax target`, to `MODEL_steplog_epE.txt`, E = (batch_num - 1) // steps_per_epoch + 1. It
+prints each epoch's Gini of those losses (`codemem.metrics.gini`, as `train.measure: study` takes
+ours), their mean and the in-step top-1 accuracy.
 
 `read` takes the original's log ("After N epochs -- ... F1: x") and prints its test F1 per epoch,
 beside ours where an `epochs.csv` of a run on the same RUN_DIR's settings is given. docs/results.md
@@ -151,6 +161,22 @@ def variant_csr(test_pred: list[str], variant_pred: list[str], owner: list[int])
             "csr_samples": csr_samples}  # fmt: skip
 
 
+def step_log_epochs(model: str) -> dict[int, dict]:
+    """{epoch: lines, mean loss, Gini of the per-sample losses, top-1 accuracy} from the training
+    step's per-sample log (MODEL_steplog_epE.txt, lines `loss argmax target`). An epoch of the
+    original's reader is a window of the repeated, shuffled stream: a sample may appear 0-2 times."""
+    from codemem.metrics import gini
+
+    epochs = {}
+    for path in Path(model).parent.glob(Path(model).name + "_steplog_ep*.txt"):
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        loss = [float(r[0]) for r in rows]
+        epochs[int(path.name.rsplit("_ep", 1)[1].removesuffix(".txt"))] = {
+            "lines": len(rows), "mean_loss": sum(loss) / max(len(loss), 1), "gini": gini(loss),
+            "accuracy": sum(r[1] == r[2] for r in rows) / max(len(rows), 1)}  # fmt: skip
+    return dict(sorted(epochs.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +192,9 @@ def main() -> None:
     p.add_argument("out")
     c = sub.add_parser("score", help="test F1 and CSR over the variants from the .pred files")
     c.add_argument("out")
+    st = sub.add_parser("steps", help="the Gini of the original's in-step per-sample losses, per epoch")
+    st.add_argument("model", help="the --save path whose _steplog_epE.txt files the patched train wrote")
+    st.add_argument("--ours", type=Path, help="our run's epochs.csv, its in-step Gini shown beside")
     args = parser.parse_args()
     if args.command == "predict":
         predict(args.code2vec, args.model, args.out)
@@ -181,6 +210,17 @@ def main() -> None:
         return
     if args.command == "write":
         print(write_inputs(args.run, args.out))
+        return
+    if args.command == "steps":
+        ours = {}
+        if args.ours:
+            with args.ours.open() as f:
+                ours = {int(row["epoch"]): row for row in csv.DictReader(f)}
+        print("epoch   lines  mean loss  accuracy  Gini  | ours: Gini  mean loss")
+        for epoch, e in step_log_epochs(args.model).items():
+            mine = ours.get(epoch)
+            print(f"{epoch:5d}  {e['lines']:6d}  {e['mean_loss']:9.4g}  {e['accuracy']:8.3f}  {e['gini']:.3f}  | "
+                  + (f"      {float(mine['gini']):.3f}  {float(mine['train_loss']):9.4g}" if mine else "-"))
         return
     oracle, ours = read_log(args.log.read_text()), {}
     if args.ours:

@@ -74,3 +74,16 @@ def test_variant_csr_by_hand():
     counts = oracle.variant_csr(["get", "run", "add"], ["get", "add", "run"], [0, 0, 1])
     assert counts["csr"] == pytest.approx(1 / 3)  # changed variants / variants
     assert counts["csr_samples"] == pytest.approx(1 / 2)  # methods with a changed variant / with a variant
+
+
+def test_step_log_epochs_takes_the_gini_of_each_epochs_in_step_losses(tmp_path):
+    # epoch 1: losses 0, 0, 3, 1 (Gini: sum over sorted (2i - n - 1) x / (n sum) = (1*1 + 3*3) / (4*4));
+    # two of four argmaxes equal their targets
+    (tmp_path / "saved_model_steplog_ep1.txt").write_text("0.0 3 3\n0.0 2 2\n3.0 1 2\n1.0 0 5\n")
+    (tmp_path / "saved_model_steplog_ep2.txt").write_text("2.0 1 1\n2.0 4 4\n")
+    (tmp_path / "other_steplog_ep1.txt").write_text("9.0 1 1\n")
+    epochs = oracle.step_log_epochs(str(tmp_path / "saved_model"))
+    assert list(epochs) == [1, 2]
+    assert epochs[1]["lines"] == 4 and epochs[1]["mean_loss"] == 1.0 and epochs[1]["accuracy"] == 0.5
+    assert epochs[1]["gini"] == pytest.approx(10 / 16)
+    assert epochs[2]["gini"] == 0.0 and epochs[2]["accuracy"] == 1.0
