@@ -90,9 +90,31 @@ def test_optimizer_is_tf1_adam(model_code):
     assert isinstance(opt, torch.optim.Adam)
 
 
+def test_tf1_adam_adds_epsilon_before_the_bias_correction():
+    # TF's ApplyAdam at t = 1 from m = v = 0, gradient g = 1e-9 (an embedding row a batch barely
+    # touches): lr_t = 1e-3 sqrt(1 - 0.999) / (1 - 0.9) = 3.1623e-4, m = 1e-10, sqrt(v) = 3.1623e-11,
+    # step = lr_t m / (sqrt(v) + 1e-8) = 3.1523e-6. torch's Adam adds 1e-8 after dividing sqrt(v) by
+    # sqrt(1 - 0.999): 1e-2 * 1e-10 / (1e-9 + 1e-8) = 9.0909e-5, 29x more.
+    def one_step(make):
+        p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        optimizer = make([p])
+        p.grad = torch.tensor([1e-9], dtype=torch.float64)
+        optimizer.step()
+        return -p.item()
+
+    assert one_step(lambda ps: code2vec.TF1Adam(ps, lr=1e-3, eps=1e-8)) == pytest.approx(3.1523e-6, rel=1e-4)
+    assert one_step(lambda ps: torch.optim.Adam(ps, lr=1e-3, eps=1e-8)) == pytest.approx(9.0909e-5, rel=1e-4)
+    # A large gradient makes epsilon irrelevant: both step lr (Adam's first step is lr * sign(g)).
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = code2vec.TF1Adam([p], lr=1e-3, eps=1e-8)
+    p.grad = torch.tensor([-2.0], dtype=torch.float64)
+    optimizer.step()
+    assert p.item() == pytest.approx(1e-3, rel=1e-6)
+
+
 @pytest.mark.parametrize("block_rows", [1, 7, 8192])
-def test_blockwise_adam_is_torch_adam_bit_for_bit(block_rows):
-    # Same updates and same state as torch.optim.Adam's CPU path, whatever the block size.
+def test_blockwise_adam_is_tf1_adam_bit_for_bit(block_rows):
+    # Same updates and same state as TF1Adam's whole-tensor update, whatever the block size.
     def run(make):
         torch.manual_seed(0)
         params = [torch.nn.Parameter(torch.randn(shape)) for shape in [(1000, 128), (384, 384), (384, 1), (5,)]]
@@ -108,9 +130,9 @@ def test_blockwise_adam_is_torch_adam_bit_for_bit(block_rows):
         return params, optimizer.state_dict()
 
     ours, our_state = run(lambda ps: BlockwiseAdam(ps, lr=1e-3, eps=1e-8, block_rows=block_rows))
-    torchs, torch_state = run(lambda ps: torch.optim.Adam(ps, lr=1e-3, eps=1e-8, foreach=False))
-    assert all(torch.equal(a, b) for a, b in zip(ours, torchs, strict=True))
-    for k, state in torch_state["state"].items():
-        assert our_state["state"][k].keys() == state.keys()
+    whole, whole_state = run(lambda ps: code2vec.TF1Adam(ps, lr=1e-3, eps=1e-8))
+    assert all(torch.equal(a, b) for a, b in zip(ours, whole, strict=True))
+    for k, state in whole_state["state"].items():
+        assert our_state["state"][k].keys() == state.keys() == {"step", "exp_avg", "exp_avg_sq"}
         assert all(torch.equal(our_state["state"][k][name], value) for name, value in state.items())
     assert type(make_optimizer(code2vec_fast.Code2Vec(10, 10, 3))) is BlockwiseAdam  # what CPU training uses

@@ -7,7 +7,7 @@ tests/test_reference_models.py holds it to the reference (values and gradients, 
 - dropout is ByteDropout (eight decisions from one 64-bit random number), not nn.Dropout: the same
   distribution, other draws;
 - `forward(out=)` writes the logits into a buffer the measurement reuses;
-- on CPU the optimizer is BlockwiseAdam, torch.optim.Adam bit for bit a block of rows at a time.
+- on CPU the optimizer is BlockwiseAdam, code2vec.TF1Adam bit for bit a block of rows at a time.
 
 Parameters, their names and shapes, and the initialisation (the same draws) are the reference's, so a
 state_dict loads into either.
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from codemem.methodname import code2vec
 from codemem.methodname.code2vec import _fan_out_uniform_, _glorot_uniform_
 from codemem.methodname.dropout import ByteDropout
 from codemem.model_configs import Code2VecConfig
@@ -73,49 +74,27 @@ class Code2Vec(nn.Module):
         return F.cross_entropy(self(contexts), labels, reduction="none")
 
 
-class BlockwiseAdam(torch.optim.Adam):
-    """torch.optim.Adam as it runs on CPU (its single-tensor update; no weight decay, AMSGrad or
-    maximize, as code2vec uses it), applied a block of rows at a time. Every operation is elementwise,
-    so the numbers are the same bit for bit (tests/test_model_code2vec.py), and the state and its
-    checkpoints are Adam's. The whole-tensor update makes two temporaries the size of the largest
-    parameter (sqrt(v), then the denominator): at Java-Small's size the 911k-path embedding, 2 x 467 MB
-    on top of the weights, the gradients and both moments, at the peak of the run's memory."""
+class BlockwiseAdam(code2vec.TF1Adam):
+    """code2vec.TF1Adam (TF's Adam update) applied a block of rows at a time. Every operation is
+    elementwise, so the numbers are the same bit for bit (tests/test_model_code2vec.py), and the state
+    and its checkpoints are Adam's. The whole-tensor update makes two temporaries the size of the
+    largest parameter (sqrt(v), then the denominator): at Java-Small's size the 911k-path embedding,
+    2 x 467 MB on top of the weights, the gradients and both moments, at the peak of the run's memory."""
 
     def __init__(self, params, lr: float, eps: float, block_rows: int = 8192):
-        super().__init__(params, lr=lr, eps=eps, foreach=False)
+        super().__init__(params, lr=lr, eps=eps)
         self.block_rows = block_rows
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        if closure is not None:
-            raise ValueError("BlockwiseAdam.step takes no closure")
-        for group in self.param_groups:
-            if group["weight_decay"] or group["amsgrad"] or group["maximize"]:
-                raise ValueError("BlockwiseAdam implements Adam without weight decay, AMSGrad or maximize")
-            (beta1, beta2), lr, eps = group["betas"], group["lr"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:  # as Adam._init_group makes it on CPU
-                    state["step"] = torch.tensor(0.0, dtype=torch.get_default_dtype())
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                step = state["step"].item()
-                step_size, bias_correction2_sqrt = lr / (1 - beta1**step), (1 - beta2**step) ** 0.5
-                blocks = (t.split(self.block_rows) for t in (p, p.grad, state["exp_avg"], state["exp_avg_sq"]))
-                for param, grad, exp_avg, exp_avg_sq in zip(*blocks, strict=True):
-                    exp_avg.lerp_(grad, 1 - beta1)
-                    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                    denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-                    param.addcdiv_(exp_avg, denom, value=-step_size)
+    def update(self, param, grad, exp_avg, exp_avg_sq, beta1, beta2, lr_t, eps) -> None:
+        blocks = (t.split(self.block_rows) for t in (param, grad, exp_avg, exp_avg_sq))
+        for block in zip(*blocks, strict=True):
+            code2vec.TF1Adam.update(*block, beta1, beta2, lr_t, eps)
 
 
 def make_optimizer(model: Code2Vec) -> torch.optim.Optimizer:
-    """The original's Adam (TF1 defaults but the learning rate); on CPU, blockwise (the same numbers,
-    ~0.9 GiB less at Java-Small's size); elsewhere torch's own (its multi-tensor kernels)."""
+    """The original's Adam (code2vec.TF1Adam); on CPU, blockwise (the same numbers, ~0.9 GiB less at
+    Java-Small's size)."""
     config = model.config
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    adam = BlockwiseAdam if on_cpu else torch.optim.Adam
+    adam = BlockwiseAdam if on_cpu else code2vec.TF1Adam
     return adam(model.parameters(), lr=config.learning_rate, eps=config.adam_epsilon)
