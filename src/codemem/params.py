@@ -88,7 +88,7 @@ class TrainParams:
     measure_samples: int = 25_000
     # MethodName: which code computes code2vec and code2seq. fast (default): code2vec_fast.py and
     # code2seq_fast.py; reference: code2vec.py and code2seq.py, written as the originals compute
-    # (nn.LSTM, bmm, nn.Dropout, torch.optim.Adam). The same models and parameters; dropout draws
+    # (nn.LSTM, bmm, nn.Dropout, code2vec's TF1Adam over whole tensors). The same models and parameters; dropout draws
     # differ, so the numbers agree within rounding only with dropout off (tests/test_reference_models.py).
     implementation: str = "fast"
     # Clean and retrain (codemem.detection): none, or a detection signal (loss, in_step_loss, aum,

@@ -101,11 +101,11 @@ class TF1Adam(torch.optim.Adam):
     """Adam as TensorFlow computes it (`training_ops` ApplyAdam, which `tf.compat.v1.train.AdamOptimizer`
     runs): lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t), m += (g - m)(1 - beta1), v += (g^2 - v)(1 - beta2),
     var -= lr_t m / (sqrt(v) + epsilon). TF adds epsilon to sqrt(v) before the bias correction (the
-    "epsilon hat" of Kingma & Ba, sec. 2), torch's Adam after it, so torch's is TF's epsilon divided by
-    sqrt(1 - beta2^t): 32x larger a step at t = 1, 3x at t = 100. That matters for code2vec: an
-    embedding row a batch barely touches has gradients near epsilon, and torch's Adam moves it a full
-    step where TF moves it a fraction (repro/code2vec_step_parity.py: after 30 steps on jdk-top10 the
-    weights of torch's Adam are up to 28 % of their movement from the original's, this one's 1e-4).
+    "epsilon hat" of Kingma & Ba, sec. 2), torch's Adam after it: in TF's terms torch's epsilon is
+    epsilon sqrt(1 - beta2^t), 32x smaller at t = 1, 3x at t = 100. That matters for code2vec: an
+    embedding row a batch barely touches has gradients near epsilon, and torch's Adam moves it up to
+    that much further than TF does (repro/code2vec_step_parity.py: after 30 steps on jdk-top10 the
+    weights under torch's Adam are up to 28 % of their movement from the original's, under this 1e-4).
     The state is torch's Adam's (`step`, `exp_avg`, `exp_avg_sq`); no weight decay, AMSGrad or maximize."""
 
     def __init__(self, params, lr: float, eps: float):
