@@ -77,9 +77,9 @@ class Code2Vec(nn.Module):
 class BlockwiseAdam(code2vec.TF1Adam):
     """code2vec.TF1Adam (TF's Adam update) applied a block of rows at a time. Every operation is
     elementwise, so the numbers are the same bit for bit (tests/test_model_code2vec.py), and the state
-    and its checkpoints are Adam's. The whole-tensor update makes two temporaries the size of the
-    largest parameter (sqrt(v), then the denominator): at Java-Small's size the 911k-path embedding,
-    2 x 467 MB on top of the weights, the gradients and both moments, at the peak of the run's memory."""
+    and its checkpoints are Adam's. The whole-tensor update makes a temporary the size of the largest
+    parameter (sqrt(v) + epsilon): at Java-Small's size the 911k-path embedding, 467 MB on top of the
+    weights, the gradients and both moments, at the peak of the run's memory."""
 
     def __init__(self, params, lr: float, eps: float, block_rows: int = 8192):
         super().__init__(params, lr=lr, eps=eps)
